@@ -1,0 +1,130 @@
+"""The ``monitor`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from monitor import logs
+from monitor.errors import ConfigError, MonitorError, RuleLoadError
+from monitor.feeds.sources import load_feeds, sample_feeds_path
+from monitor.rules.ruleset import RuleSet, load_ruleset
+from monitor.rules.testing import run_rule_tests
+from monitor.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+rules_app = typer.Typer(no_args_is_help=True, help="Check and test alert rules.")
+app.add_typer(rules_app, name="rules")
+
+err = Console(stderr=True)
+out = Console()
+
+RulesDir = Annotated[Path, typer.Argument(help="Rules directory.")]
+
+
+def _load_rules_or_exit(path: Path, code: int = 2) -> RuleSet:
+    try:
+        return load_ruleset(path)
+    except RuleLoadError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), markup=False, highlight=False)
+        err.print(f"[red]{len(exc.issues)} problem(s) in {path}[/red]")
+        raise typer.Exit(code) from None
+
+
+@rules_app.command("check")
+def rules_check(path: RulesDir = Path("alert_rules")) -> None:
+    """Validate rule, route and scoring files; print every problem as path:line:col."""
+    ruleset = _load_rules_or_exit(path, code=1)
+    out.print(
+        f"{path}: {len(ruleset.rules)} rules, {len(ruleset.routes)} routes, "
+        f"{len(ruleset.tests)} test cases — OK (version {ruleset.version})"
+    )
+
+
+@rules_app.command("test")
+def rules_test(path: RulesDir = Path("alert_rules")) -> None:
+    """Run the test cases carried by the rule files."""
+    ruleset = _load_rules_or_exit(path, code=1)
+    results = run_rule_tests(ruleset)
+    table = Table(title=f"rule tests in {path}")
+    for column in ("result", "where", "example", "expected", "fired / reason"):
+        table.add_column(column, overflow="fold")
+    failed = [r for r in results if not r.ok]
+    for r in failed + [r for r in results if r.ok]:
+        title, body = r.test.case.as_title_body
+        table.add_row(
+            "[green]pass[/green]" if r.ok else "[red]FAIL[/red]",
+            r.where,
+            (title or body)[:70],
+            ", ".join(r.test.case.expect) or "(none)",
+            ", ".join(r.fired) or "(none)" if r.ok else r.reason,
+        )
+    out.print(table)
+    out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    once: Annotated[
+        bool, typer.Option("--once", help="Poll every feed once, process, exit.")
+    ] = False,
+    feeds: Annotated[
+        Path | None, typer.Option(help="Feed list (YAML). Default: bundled samples.")
+    ] = None,
+    rules: Annotated[Path | None, typer.Option(help="Rules directory.")] = None,
+    state: Annotated[Path | None, typer.Option(help="SQLite state file.")] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help="Append alerts to this JSON-lines file.")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port (127.0.0.1).")
+    ] = None,
+) -> None:
+    """Run the whole pipeline in this process (no broker needed)."""
+    import asyncio
+
+    from monitor.runtime.embedded import EmbeddedRuntime
+    from monitor.runtime.summary import print_summary
+
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in dict(
+            feeds=feeds, rules=rules, state=state, jsonl=jsonl, metrics_port=metrics_port
+        ).items()
+        if v is not None
+    }
+    settings = Settings(**overrides)
+    logs.configure(settings.log_format, settings.log_level)
+    ruleset = _load_rules_or_exit(settings.rules)
+    feed_file = settings.feeds or sample_feeds_path()
+    try:
+        sources = load_feeds(feed_file)
+    except RuleLoadError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    except ConfigError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    try:
+        runtime = EmbeddedRuntime(settings, ruleset, sources)
+        report = asyncio.run(runtime.run(once=once))
+    except MonitorError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    print_summary(out, runtime, report, feed_file)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

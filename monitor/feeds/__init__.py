@@ -1,0 +1,1 @@
+"""Feeds: the feed list, fetching (conditional GET, file://), parsing to Articles, polling."""

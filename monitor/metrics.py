@@ -1,0 +1,111 @@
+"""Every metric the monitor exports, defined once. The registry is a parameter so each test (and
+each runtime) gets its own; label sets are bounded (feed, rule, route, sink names — never URLs or
+titles)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
+_SCORE_BUCKETS = (10, 20, 30, 40, 50, 60, 70, 85, 100, 130, 170, 250)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.feed_polls = Counter(
+            "monitor_feed_polls",
+            "Feed polls by outcome (ok, not_modified, error, timeout).",
+            ["feed", "outcome"],
+            registry=r,
+        )
+        self.poll_duration = Histogram(
+            "monitor_feed_poll_duration_seconds",
+            "Time to fetch and parse one feed.",
+            ["feed"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.feed_last_success = Gauge(
+            "monitor_feed_last_success_timestamp_seconds",
+            "Unix time of the last successful poll of a feed.",
+            ["feed"],
+            registry=r,
+        )
+        self.feed_entries = Gauge(
+            "monitor_feed_entries",
+            "Entries in a feed's last successful fetch.",
+            ["feed"],
+            registry=r,
+        )
+        self.articles = Counter(
+            "monitor_articles_ingested",
+            "Articles read from feeds, before dedupe.",
+            ["feed"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "monitor_duplicates",
+            "Articles recognised as duplicates, by kind (exact, near).",
+            ["kind"],
+            registry=r,
+        )
+        self.stories_active = Gauge(
+            "monitor_active_stories",
+            "Stories open (not yet quiet past the story window).",
+            registry=r,
+        )
+        self.rule_matches = Counter(
+            "monitor_rule_matches", "Articles a rule fired on.", ["rule"], registry=r
+        )
+        self.severity = Histogram(
+            "monitor_severity_score",
+            "Story severity score at each story event with a match.",
+            buckets=_SCORE_BUCKETS,
+            registry=r,
+        )
+        self.alerts = Counter(
+            "monitor_alerts",
+            "Alerts raised, by route, level and kind.",
+            ["route", "level", "kind"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "monitor_deliveries",
+            "Delivery attempts by sink and outcome (ok, error, duplicate).",
+            ["sink", "outcome"],
+            registry=r,
+        )
+        self.delivery_duration = Histogram(
+            "monitor_delivery_duration_seconds",
+            "Time for a sink to deliver one alert.",
+            ["sink"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end = Histogram(
+            "monitor_end_to_end_latency_seconds",
+            "From the article's fetch to its alert's delivery.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rules_loaded = Gauge("monitor_rules_loaded", "Rules in force.", registry=r)
+        self.rule_reloads = Counter(
+            "monitor_rule_reloads",
+            "Rule set loads by outcome (ok, error).",
+            ["outcome"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "monitor_consumer_lag",
+            "Records behind the end of a topic partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "monitor_dead_letters",
+            "Records or alerts set aside after failing, by stage.",
+            ["stage"],
+            registry=r,
+        )

@@ -1,0 +1,140 @@
+"""The records that flow between stages (and over Kafka topics): frozen pydantic models.
+
+They serialise to JSON unchanged in both runtimes, so a record written by one worker version is
+read by the next; new fields always get defaults.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import IntEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Article(Record):
+    """One feed entry, normalised. ``id`` is stable across polls (derived from GUID or URL)."""
+
+    id: str
+    source: str  # feed name
+    url: str  # canonical URL
+    guid: str = ""
+    title: str
+    body: str = ""
+    published: datetime  # UTC; the fetch time when the feed gives none
+    fetched_at: datetime  # UTC
+    language: str = "en"
+    reliability: float = 1.0
+
+
+Field_ = Literal["title", "body"]
+
+
+class Match(Record):
+    """A rule that fired on one field of one article, and the words that made it fire."""
+
+    rule_id: str
+    phrase: str  # the rule phrase as written by the author
+    text: str  # the words as they appear in the article
+    field: Field_
+    snippet: str = ""  # the words around the hit
+
+
+class TaggedArticle(Record):
+    """An article after ingest: exact-dedupe passed, tagged, signed for near-duplicate search."""
+
+    article: Article
+    matches: tuple[Match, ...] = ()
+    signature: tuple[int, ...] = ()  # MinHash hash values
+    rules_version: str = ""
+
+
+class Level(IntEnum):
+    """Severity levels, ordered. ``none`` means below every threshold."""
+
+    none = 0
+    low = 1
+    medium = 2
+    high = 3
+    critical = 4
+
+
+class RuleHit(Record):
+    """A rule's evidence within a story, aggregated over its articles."""
+
+    rule_id: str
+    phrase: str
+    text: str
+    snippet: str = ""
+    in_title: bool = False
+    articles: int = 1
+
+
+class Story(Record):
+    """A story: all the copies of one piece of news, however many outlets carried it."""
+
+    id: str
+    title: str
+    url: str
+    first_seen: datetime
+    last_seen: datetime
+    articles: int = 1
+    sources: tuple[str, ...] = ()  # distinct outlets, in order of arrival
+    reliability: float = 1.0  # best reliability among its outlets
+    hits: tuple[RuleHit, ...] = ()
+    first_fetched_at: datetime | None = None
+
+
+class StoryEvent(Record):
+    """What the cluster stage emits for each new article: the story it joined, as it now stands."""
+
+    story: Story
+    article: Article
+    new_story: bool
+    new_source: bool
+    rules_version: str = ""
+
+
+class ScoreTerm(Record):
+    """One line of a score's explanation."""
+
+    label: str
+    value: float
+    op: Literal["+", "x"] = "+"
+
+
+class Score(Record):
+    value: float
+    level: Level
+    terms: tuple[ScoreTerm, ...] = ()
+
+
+AlertKind = Literal["opened", "escalated"]
+
+
+class Alert(Record):
+    """One message to one route about one story. ``id`` is deterministic: re-processing the
+    same story event yields the same id, which is what makes delivery idempotent."""
+
+    id: str
+    story_id: str
+    route: str
+    sink: str
+    kind: AlertKind
+    level: Level
+    previous_level: Level = Level.none
+    score: float
+    terms: tuple[ScoreTerm, ...] = ()
+    title: str
+    url: str
+    sources: tuple[str, ...] = ()
+    hits: tuple[RuleHit, ...] = ()
+    created_at: datetime
+    fetched_at: datetime | None = None  # when the article that fired it was fetched
+    rules_version: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)

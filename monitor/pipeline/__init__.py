@@ -1,0 +1,1 @@
+"""Pure pipeline stages: functions of (input, state) -> output, no I/O. Both runtimes call them."""

@@ -1,0 +1,160 @@
+"""Near-duplicate clustering: each new article joins the story whose copies it resembles, or
+opens a new story.
+
+This stage needs a global view (any article may match any story), so in the Kafka runtime it
+runs on a single partition; it does only cheap work (an LSH lookup and a few Jaccard estimates
+per article, tens of thousands a second). Past that, repartition by LSH band key: one record per
+band, a band -> story table per partition, and a second hop keyed by article to pick the story.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from datetime import datetime, timedelta
+
+from datasketch import MinHashLSH
+from pydantic import BaseModel, ConfigDict
+
+from monitor.models import Article, Match, RuleHit, Story, StoryEvent, TaggedArticle
+from monitor.pipeline.signature import NUM_PERM, from_values
+
+SIMILARITY = 0.5  # estimated Jaccard of lead shingles above which two articles are one story
+STORY_WINDOW = timedelta(days=3)  # a story quiet this long is closed; later copies start anew
+
+
+class Signed(BaseModel):
+    """What the index keeps per article: enough to rebuild the LSH after a restart."""
+
+    model_config = ConfigDict(frozen=True)
+    story_id: str
+    published: datetime
+    values: tuple[int, ...]
+
+
+class StoryIndex:
+    """Stories and the LSH over their articles' signatures.
+
+    ``signatures`` and ``stories`` are the durable state (SQLite or Faust tables); the LSH is an
+    in-memory index derived from ``signatures`` and rebuilt from it on start.
+    """
+
+    def __init__(
+        self,
+        signatures: MutableMapping[str, Signed],
+        stories: MutableMapping[str, Story],
+        similarity: float = SIMILARITY,
+        window: timedelta = STORY_WINDOW,
+    ) -> None:
+        self.signatures = signatures
+        self.stories = stories
+        self.similarity = similarity
+        self.window = window
+        self.lsh = MinHashLSH(threshold=similarity, num_perm=NUM_PERM)
+        for key, signed in signatures.items():
+            self.lsh.insert(key, from_values(signed.values), check_duplication=False)
+
+    def nearest(self, values: tuple[int, ...], now: datetime) -> tuple[str, float] | None:
+        """The open story most similar to ``values`` (similarity >= threshold), if any."""
+        probe = from_values(values)
+        best: tuple[str, float] | None = None
+        for key in self.lsh.query(probe):
+            signed = self.signatures.get(key)
+            if signed is None:
+                continue
+            story = self.stories.get(signed.story_id)
+            if story is None or now - story.last_seen > self.window:
+                continue
+            score = probe.jaccard(from_values(signed.values))
+            if score >= self.similarity and (best is None or score > best[1]):
+                best = (signed.story_id, score)
+        return best
+
+    def add(self, article_id: str, signed: Signed) -> None:
+        if article_id in self.signatures:
+            return
+        self.signatures[article_id] = signed
+        self.lsh.insert(article_id, from_values(signed.values), check_duplication=False)
+
+    def prune(self, now: datetime) -> int:
+        """Forget stories (and their signatures) quiet for longer than the window."""
+        cutoff = now - self.window
+        stale = [k for k, s in self.stories.items() if s.last_seen < cutoff]
+        for key in stale:
+            del self.stories[key]
+        dropped = [k for k, s in self.signatures.items() if s.story_id not in self.stories]
+        for key in dropped:
+            del self.signatures[key]
+            if key in self.lsh:
+                self.lsh.remove(key)
+        return len(stale)
+
+
+def merge_hits(hits: tuple[RuleHit, ...], matches: tuple[Match, ...]) -> tuple[RuleHit, ...]:
+    """Add one article's matches to a story's evidence: one entry per rule, keeping the first
+    words that fired it, upgraded to a headline hit when one appears."""
+    by_rule = {h.rule_id: h for h in hits}
+    seen_here: set[str] = set()
+    for m in matches:
+        old = by_rule.get(m.rule_id)
+        in_title = m.field == "title"
+        if old is None:
+            by_rule[m.rule_id] = RuleHit(
+                rule_id=m.rule_id,
+                phrase=m.phrase,
+                text=m.text,
+                snippet=m.snippet,
+                in_title=in_title,
+            )
+        else:
+            update: dict[str, object] = {}
+            if m.rule_id not in seen_here:
+                update["articles"] = old.articles + 1
+            if in_title and not old.in_title:
+                update.update(phrase=m.phrase, text=m.text, snippet=m.snippet, in_title=True)
+            if update:
+                by_rule[m.rule_id] = old.model_copy(update=update)
+        seen_here.add(m.rule_id)
+    return tuple(by_rule.values())
+
+
+def assign(tagged: TaggedArticle, index: StoryIndex) -> StoryEvent:
+    """Put one (exactly new) article into a story and return the story as it now stands."""
+    article: Article = tagged.article
+    now = article.published
+    found = index.nearest(tagged.signature, now) if tagged.signature else None
+    story = index.stories.get(found[0]) if found else None
+    if story is None:
+        story = Story(
+            id=f"s-{article.id}",
+            title=article.title,
+            url=article.url,
+            first_seen=now,
+            last_seen=now,
+            sources=(article.source,),
+            reliability=article.reliability,
+            hits=merge_hits((), tagged.matches),
+            first_fetched_at=article.fetched_at,
+        )
+        new_story, new_source = True, True
+    else:
+        new_source = article.source not in story.sources
+        story = story.model_copy(
+            update={
+                "last_seen": max(story.last_seen, now),
+                "articles": story.articles + 1,
+                "sources": story.sources + ((article.source,) if new_source else ()),
+                "reliability": max(story.reliability, article.reliability),
+                "hits": merge_hits(story.hits, tagged.matches),
+            }
+        )
+        new_story = False
+    index.stories[story.id] = story
+    if tagged.signature:
+        index.add(article.id, Signed(story_id=story.id, published=now, values=tagged.signature))
+    return StoryEvent(
+        story=story,
+        article=article,
+        new_story=new_story,
+        new_source=new_source,
+        rules_version=tagged.rules_version,
+    )

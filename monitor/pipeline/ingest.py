@@ -1,0 +1,36 @@
+"""Ingest: per article, exact dedupe, text clean-up, tagging and the near-duplicate signature.
+
+Stateless apart from the exact-dedupe key table, so it scales out over partitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+from monitor.models import Article, TaggedArticle
+from monitor.pipeline.cleanup import strip_boilerplate
+from monitor.pipeline.dedupe import seen_before
+from monitor.pipeline.signature import signature
+from monitor.pipeline.tagging import Tagger
+from monitor.pipeline.text import tokens
+
+
+def ingest(
+    article: Article, seen: MutableMapping[str, str], tagger: Tagger, rules_version: str = ""
+) -> TaggedArticle | None:
+    """None when the article was seen before; otherwise the article cleaned, tagged and signed."""
+    if seen_before(article, seen) is not None:
+        return None
+    return tag_article(article, tagger, rules_version)
+
+
+def tag_article(article: Article, tagger: Tagger, rules_version: str = "") -> TaggedArticle:
+    body = strip_boilerplate(article.body)
+    if body != article.body:
+        article = article.model_copy(update={"body": body})
+    title_toks, body_toks = tokens(article.title), tokens(body)
+    matches = tagger.tag(article.title, body, (title_toks, body_toks))
+    sig = signature([t.stem for t in title_toks], [t.stem for t in body_toks])
+    return TaggedArticle(
+        article=article, matches=tuple(matches), signature=sig, rules_version=rules_version
+    )

@@ -1,0 +1,1 @@
+"""Runtimes: they loop, call the pipeline functions and move records along; no logic here."""

@@ -1,0 +1,219 @@
+"""The embedded runtime: no broker. Pollers -> asyncio queue -> pipeline -> outbox -> sinks,
+all state in one SQLite file.
+
+Crash safety: an article's state changes (dedupe keys, story, alert threads) and the alerts they
+produce are committed together, the alerts into an *outbox* table; the delivery task sends from
+the outbox and records each send in the ledger. A crash can therefore only re-send from the
+outbox, and the ledger turns that into nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from prometheus_client import start_http_server
+
+from monitor.errors import SinkConfigError
+from monitor.feeds.fetch import FetchLimits, client_session
+from monitor.feeds.poller import FeedState, Poller, PollResult
+from monitor.feeds.sources import FeedSource
+from monitor.logs import log
+from monitor.metrics import Metrics
+from monitor.models import Alert, Article, Story
+from monitor.pipeline.alerting import Thread
+from monitor.pipeline.cluster import Signed
+from monitor.rules.models import Route
+from monitor.rules.ruleset import RuleSet
+from monitor.runtime.delivery import Deliverer
+from monitor.runtime.stages import Pipeline
+from monitor.settings import Settings
+from monitor.sinks.base import Sink
+from monitor.sinks.registry import build_sink
+from monitor.state.sqlite import Store
+
+_DONE = object()
+
+
+@dataclass
+class RunReport:
+    polls: dict[str, str] = field(default_factory=dict)  # feed -> last outcome
+    errors: dict[str, str] = field(default_factory=dict)  # feed -> last error
+    delivered: int = 0
+    failed: int = 0
+    skipped_routes: dict[str, str] = field(default_factory=dict)
+
+
+def build_sinks(routes: list[Route], settings: Settings, report: RunReport) -> dict[str, Sink]:
+    """One sink per sink name, shared by the routes naming it; routes whose sink cannot be built
+    are reported and skipped, the others work."""
+    built: dict[str, Sink | SinkConfigError] = {}
+    out: dict[str, Sink] = {}
+    for route in routes:
+        if route.sink not in built:
+            try:
+                built[route.sink] = build_sink(route.sink, settings)
+            except SinkConfigError as exc:
+                built[route.sink] = exc
+        sink = built[route.sink]
+        if isinstance(sink, SinkConfigError):
+            report.skipped_routes[route.name] = str(sink)
+            log.warning("route_skipped", route=route.name, sink=route.sink, reason=str(sink))
+        else:
+            out[route.name] = sink
+    return out
+
+
+class EmbeddedRuntime:
+    def __init__(
+        self,
+        settings: Settings,
+        ruleset: RuleSet,
+        feeds: list[FeedSource],
+        metrics: Metrics | None = None,
+        sinks: dict[str, Sink] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.report = RunReport()
+        self.store = Store(settings.state)
+        routes = ruleset.routes
+        self.sinks = sinks if sinks is not None else build_sinks(routes, settings, self.report)
+        active = [r for r in routes if r.name in self.sinks]
+        self.pipeline = Pipeline(
+            ruleset,
+            active,
+            self.store.table("seen"),
+            self.store.models("signatures", Signed),
+            self.store.models("stories", Story),
+            self.store.models("threads", Thread),
+            self.metrics,
+        )
+        self.outbox = self.store.models("outbox", Alert)
+        self.deliverer = Deliverer(
+            self.sinks, self.store.table("ledger"), self.store.table("dead_letters"), self.metrics
+        )
+        self.poller = Poller(
+            feeds,
+            self.store.models("feeds", FeedState),
+            self.metrics,
+            FetchLimits(total_timeout=settings.fetch_timeout, max_bytes=settings.fetch_max_bytes),
+            settings.fetch_concurrency,
+        )
+        self._stop = asyncio.Event()
+        self._event_time = datetime.fromtimestamp(0, tz=UTC)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def run(self, once: bool = False) -> RunReport:
+        if self.settings.metrics_port is not None:
+            start_http_server(
+                self.settings.metrics_port, self.settings.metrics_host, self.metrics.registry
+            )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stop.set)
+        articles: asyncio.Queue[object] = asyncio.Queue(maxsize=10_000)
+        outgoing: asyncio.Queue[object] = asyncio.Queue()
+        # Alerts decided before a crash but never sent go out first.
+        for key in list(self.outbox):
+            outgoing.put_nowait(key)
+        try:
+            async with client_session(self.poller.limits) as session:
+                await asyncio.gather(
+                    self._poll_loop(session, articles, once),
+                    self._process_loop(articles, outgoing),
+                    self._deliver_loop(outgoing),
+                )
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            for sink in set(self.sinks.values()):
+                await sink.close()
+            self.store.close()
+        return self.report
+
+    async def _poll_loop(
+        self, session: object, articles: asyncio.Queue[object], once: bool
+    ) -> None:
+        try:
+            while not self._stop.is_set():
+                due = self.poller.due(time.time())
+                if due:
+                    results = await self.poller.poll_many(session, due)  # type: ignore[arg-type]
+                    self.store.commit()
+                    for article in self._in_order(results):
+                        await articles.put(article)
+                if once:
+                    return
+                wait = max(1.0, min(self.poller.next_due() - time.time(), 60.0))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), wait)
+        finally:
+            await articles.put(_DONE)
+
+    def _in_order(self, results: list[PollResult]) -> list[Article]:
+        """Articles of one polling round, oldest first: a backlog replays in publication order
+        so stories grow (and escalate) as they did in the world."""
+        merged: list[Article] = []
+        for r in results:
+            self.report.polls[r.feed] = r.outcome
+            if r.error:
+                self.report.errors[r.feed] = r.error
+            else:
+                self.report.errors.pop(r.feed, None)
+            merged.extend(r.articles)
+        merged.sort(key=lambda a: (a.published, a.source, a.id))
+        return merged
+
+    async def _process_loop(
+        self, articles: asyncio.Queue[object], outgoing: asyncio.Queue[object]
+    ) -> None:
+        try:
+            while True:
+                item = await articles.get()
+                if item is _DONE:
+                    return
+                assert isinstance(item, Article)
+                try:
+                    alerts = self.pipeline.process(item)
+                except Exception:  # one bad article must not stop the stream
+                    log.exception("article_failed", article_id=item.id, feed=item.source)
+                    self.metrics.dead_letters.labels("process").inc()
+                    self.store.table("dead_articles")[item.id] = item.model_dump(mode="json")
+                    self.store.commit()
+                    continue
+                for alert in alerts:
+                    self.outbox[f"{alert.id}|{alert.route}"] = alert
+                if item.published > self._event_time:
+                    self._event_time = item.published
+                    if self.pipeline.counts.articles % 500 == 0:
+                        self.pipeline.prune(self._event_time)
+                self.store.commit()
+                for alert in alerts:
+                    await outgoing.put(f"{alert.id}|{alert.route}")
+        finally:
+            await outgoing.put(_DONE)
+
+    async def _deliver_loop(self, outgoing: asyncio.Queue[object]) -> None:
+        while True:
+            key = await outgoing.get()
+            if key is _DONE:
+                return
+            assert isinstance(key, str)
+            alert = self.outbox.get(key)
+            if alert is None:
+                continue
+            outcome = await self.deliverer.deliver(alert)
+            if outcome in {"ok", "duplicate"}:
+                self.report.delivered += outcome == "ok"
+            else:
+                self.report.failed += 1
+            del self.outbox[key]
+            self.store.commit()

@@ -1,0 +1,30 @@
+"""Settings from ``MONITOR_*`` environment variables (command-line options override them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MONITOR_", extra="ignore")
+
+    feeds: Path | None = Field(
+        default=None, description="Feed list (YAML); default: bundled samples"
+    )
+    rules: Path = Field(default=Path("alert_rules"), description="Rules directory")
+    state: Path = Field(default=Path(".monitor/state.db"), description="SQLite state file")
+    jsonl: Path | None = Field(default=None, description="Append alerts to this JSON-lines file")
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    no_color: bool = False
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    kafka_bootstrap: str | None = None
+    # Fetching
+    fetch_timeout: float = Field(default=30.0, gt=0)
+    fetch_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    fetch_concurrency: int = Field(default=16, ge=1)

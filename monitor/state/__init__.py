@@ -1,0 +1,1 @@
+"""Durable state for the embedded runtime (and the Kafka poller): one SQLite file."""
