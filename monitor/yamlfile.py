@@ -84,8 +84,13 @@ def _message(err: Any) -> str:
     kind = err["type"]
     if kind in _FRIENDLY:
         return _FRIENDLY[kind]
+    if kind == "string_pattern_mismatch" and err["loc"] and err["loc"][-1] in {"id", "name"}:
+        return "use lowercase letters, digits, '-', '_' or '.', starting with a letter or digit"
     msg = str(err["msg"])
-    return msg.removeprefix("Value error, ")
+    msg = msg.removeprefix("Value error, ")
+    if msg.startswith("Input should be "):
+        msg = "must be " + msg.removeprefix("Input should be ")
+    return msg
 
 
 def _known_keys(model: type[BaseModel], loc: Loc) -> list[str]:

@@ -120,6 +120,8 @@ class Route(Strict):
     @field_validator("min_level", mode="before")
     @classmethod
     def _level_by_name(cls, v: object) -> object:
+        if isinstance(v, Level) and v is not Level.none:
+            return v
         name = v.strip().lower() if isinstance(v, str) else None
         if name not in {"low", "medium", "high", "critical"}:
             raise ValueError("must be one of low, medium, high, critical")

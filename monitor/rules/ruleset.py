@@ -25,6 +25,7 @@ class LocatedTest:
     path: str
     line: int
     case: RuleTest
+    expect_at: tuple[tuple[int, int], ...] = ()  # where each expected id is written
 
 
 @dataclass
@@ -90,13 +91,16 @@ def load_ruleset(directory: Path | str) -> RuleSet:
                 rules.append(rule)
             for i, case in enumerate(model_f.tests):
                 line, _ = position(located, ("tests", i))
-                tests.append(LocatedTest(str(path), line, case))
+                where = tuple(
+                    position(located, ("tests", i, "expect", j)) for j in range(len(case.expect))
+                )
+                tests.append(LocatedTest(str(path), line, case, where))
     if not any(p.name not in {SCORING_FILE, ROUTES_FILE} for p in files):
         issues.append(Issue(str(root), 1, 1, "(directory)", "no rule files (*.yaml) found"))
     for t in tests:
-        for rid in t.case.expect:
+        for rid, (line, col) in zip(t.case.expect, t.expect_at, strict=True):
             if rid not in seen_ids:
-                issues.append(Issue(t.path, t.line, 1, "expect", f"unknown rule id '{rid}'"))
+                issues.append(Issue(t.path, line, col, "expect", f"unknown rule id '{rid}'"))
     if issues:
         raise RuleLoadError(issues)
     return RuleSet(rules, scoring, routes, tests, digest.hexdigest()[:12])
