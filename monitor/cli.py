@@ -20,7 +20,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 rules_app = typer.Typer(no_args_is_help=True, help="Check and test alert rules.")
 app.add_typer(rules_app, name="rules")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console()
 
 RulesDir = Annotated[Path, typer.Argument(help="Rules directory.")]

@@ -6,6 +6,7 @@ read by the next; new fields always get defaults.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 from typing import Literal
@@ -35,8 +36,13 @@ class Article(Record):
 Field_ = Literal["title", "body"]
 
 
-class Match(Record):
-    """A rule that fired on one field of one article, and the words that made it fire."""
+@dataclass(slots=True)
+class Match:
+    """A rule that fired on one field of one article, and the words that made it fire.
+
+    A plain slotted dataclass rather than a model (and not frozen, which costs a setattr per
+    field): the tagger makes one per rule hit in its hot loop, and pydantic still validates and
+    serialises it as a field of :class:`TaggedArticle`. Treat it as immutable."""
 
     rule_id: str
     phrase: str  # the rule phrase as written by the author

@@ -23,7 +23,9 @@ _MAX_BODY = 200_000
 
 def _when(entry: Any, fetched_at: datetime) -> datetime:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        parsed = entry.get(key)
+        # dict.get, not entry.get: FeedParserDict maps a missing published_parsed onto
+        # updated_parsed with a DeprecationWarning; we try each key in turn ourselves.
+        parsed = dict.get(entry, key)
         if isinstance(parsed, time.struct_time):
             try:
                 when = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
@@ -56,10 +58,13 @@ def parse_feed(
     parsed = feedparser.parse(io.BytesIO(data), response_headers=headers)
     entries = parsed.get("entries", [])
     if not entries:
-        version = parsed.get("version", "")
-        if parsed.get("bozo") and not version:
+        # No RSS/Atom root element: garbage, an empty body, or an HTML page (a login wall, an
+        # error page served with 200, a site moved to a new feed URL). HTML often parses without
+        # a bozo flag, so the missing version, not bozo, decides. A real feed with no items is [].
+        if not parsed.get("version"):
             reason = parsed.get("bozo_exception")
-            raise ParseError(source.name, f"not a feed ({type(reason).__name__}: {reason})")
+            detail = f"{type(reason).__name__}: {reason}" if reason else "no RSS or Atom element"
+            raise ParseError(source.name, f"not a feed ({detail})")
         return []
     out: list[Article] = []
     for entry in entries:

@@ -6,11 +6,13 @@ import re
 from pathlib import Path
 from typing import Annotated
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.errors import ConfigError, Issue, RuleLoadError
-from monitor.yamlfile import load_model, position
+from monitor.yamlfile import Located, load_model, position
 
+_DUPLICATE = "duplicate feed name"
 _DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
 
 
@@ -29,7 +31,8 @@ def parse_duration(value: object) -> float:
 class FeedSource(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+    # The same alphabet as rule ids (and as the loader's error message says): '.' included.
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)]
     url: str = Field(min_length=1)
     reliability: float = Field(default=1.0, gt=0, le=1)
     language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
@@ -60,33 +63,65 @@ class FeedList(BaseModel):
         names = [f.name for f in self.feeds]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"duplicate feed names: {', '.join(dupes)}")
+            raise ValueError(f"{_DUPLICATE}s: {', '.join(dupes)}")
         return self
 
 
 def load_feeds(path: Path | str) -> list[FeedSource]:
-    """Load a feed list; relative paths in ``url`` resolve against the file's folder."""
+    """Load a feed list; relative paths in ``url`` resolve against the file's folder.
+
+    Every problem comes back in one :class:`RuleLoadError`, each located at ``path:line:col``:
+    a duplicate name points at the second entry, a missing file at its ``url``, and both are
+    found even when other entries have errors of their own."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{file}: feed list not found")
     model, issues, located = load_model(file, FeedList)
-    if model is None:
-        raise RuleLoadError(issues)
+    # The model's own duplicate check cannot say where the duplicate is; ours below can.
+    issues = [i for i in issues if not i.message.startswith(_DUPLICATE)]
+    issues += _raw_issues(file, located)
+    if model is None or issues:
+        raise RuleLoadError(sorted(issues, key=lambda i: (i.line, i.col)))
     out = []
-    for i, feed in enumerate(model.feeds):
+    for feed in model.feeds:
         if "://" not in feed.url:
-            target = (file.parent / feed.url).resolve()
+            feed = feed.model_copy(update={"url": (file.parent / feed.url).resolve().as_uri()})
+        if feed.enabled:
+            out.append(feed)
+    return out
+
+
+def _raw_issues(file: Path, located: Located) -> list[Issue]:
+    """Duplicate names and missing local files, read from the raw YAML so that they are
+    reported alongside (not after fixing) the entries' other errors."""
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []  # load_model has reported it
+    feeds = data.get("feeds") if isinstance(data, dict) else None
+    if not isinstance(feeds, list):
+        return []
+    issues: list[Issue] = []
+    first: dict[str, int] = {}
+    for i, entry in enumerate(feeds):
+        if not isinstance(entry, dict):
+            continue
+        name, url = entry.get("name"), entry.get("url")
+        if isinstance(name, str) and name:
+            if name in first:
+                line, col = position(located, ("feeds", i, "name"))
+                message = f"{_DUPLICATE} {name!r} (first at feeds[{first[name]}])"
+                issues.append(Issue(str(file), line, col, f"feeds[{i}].name", message))
+            else:
+                first[name] = i
+        if isinstance(url, str) and url.strip() and "://" not in url:
+            target = (file.parent / url).resolve()
             if not target.exists():
                 line, col = position(located, ("feeds", i, "url"))
                 issues.append(
                     Issue(str(file), line, col, f"feeds[{i}].url", f"no such file: {target}")
                 )
-            feed = feed.model_copy(update={"url": target.as_uri()})
-        if feed.enabled:
-            out.append(feed)
-    if issues:
-        raise RuleLoadError(issues)
-    return out
+    return issues
 
 
 def sample_feeds_path() -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import ahocorasick
 
@@ -27,23 +26,19 @@ def phrase_key(phrase: str) -> str:
     return f" {' '.join(words)} " if words else ""
 
 
-@dataclass(slots=True)
-class _Hit:
-    start: int  # token indices, end exclusive
-    end: int
-    phrase: str
-
-
-@dataclass(slots=True)
-class _RuleHits:
-    any: dict[str, list[_Hit]] = field(default_factory=lambda: defaultdict(list))
-    all: dict[str, list[_Hit]] = field(default_factory=lambda: defaultdict(list))
-    none: dict[str, list[_Hit]] = field(default_factory=lambda: defaultdict(list))
-    near: dict[str, list[_Hit]] = field(default_factory=lambda: defaultdict(list))
+# A hit: (kind, field, first token, end token, phrase). Plain tuples: this is the hot loop.
+_Hit = tuple[int, int, int, int, str]
+_FIELDS: tuple[Field_, Field_] = ("title", "body")
 
 
 def _overlaps(hit: _Hit, spans: list[_Hit]) -> bool:
-    return any(hit.start < s.end and s.start < hit.end for s in spans)
+    return any(hit[2] < s[3] and s[2] < hit[3] for s in spans)
+
+
+def _earliest_longest(hits: list[_Hit]) -> _Hit:
+    # The earliest hit, and the longest phrase there ("military and technical measures" over
+    # "military and technical"): the most telling evidence.
+    return min(hits, key=lambda h: (h[2], h[2] - h[3]))
 
 
 class Tagger:
@@ -66,6 +61,9 @@ class Tagger:
         for key, value in entries.items():
             self._automaton.add_word(key, (len(key), key.count(" ") - 1, tuple(value)))
         self._empty = not entries
+        self._simple = {
+            id(r): not (r.match.all or r.match.none or r.match.near) for r in self.rules
+        }
         if not self._empty:
             self._automaton.make_automaton()
 
@@ -76,93 +74,91 @@ class Tagger:
         passed when the caller already has them."""
         if self._empty:
             return []
-        texts: dict[Field_, str] = {"title": title, "body": body}
+        texts = (title, body)
         if toks is None:
             toks = (tokens(title), tokens(body))
-        by_field: dict[Field_, list[Token]] = {"title": toks[0], "body": toks[1]}
-        found: dict[int, _RuleHits] = defaultdict(_RuleHits)
-        for name in texts:
-            self._scan(by_field[name], name, found)
+        found: dict[int, list[_Hit]] = defaultdict(list)
+        for field_no in (0, 1):
+            self._scan(toks[field_no], field_no, found)
         out: list[Match] = []
-        for index, hits in sorted(found.items()):
-            out.extend(self._evaluate(self.rules[index], hits, texts, by_field))
+        for index in sorted(found):
+            out.extend(self._evaluate(self.rules[index], found[index], texts, toks))
         return out
 
-    def _scan(self, toks: list[Token], name: Field_, found: dict[int, _RuleHits]) -> None:
+    def _scan(self, toks: list[Token], field_no: int, found: dict[int, list[_Hit]]) -> None:
         if not toks:
             return
         # Haystack " s0 s1 s2 ": a hit ending at character e with key length k starts at the
         # space at e-k+1; the token after that space is the hit's first token.
         starts: dict[int, int] = {}
         pos = 0
-        parts = []
         for i, tok in enumerate(toks):
             starts[pos] = i
-            parts.append(tok.stem)
             pos += len(tok.stem) + 1
-        haystack = " " + " ".join(parts) + " "
+        haystack = " " + " ".join([t.stem for t in toks]) + " "
         for end, (key_len, n_tok, entries) in self._automaton.iter(haystack):
             first = starts[end - key_len + 1]
             for kind, index, phrase in entries:
-                hit = _Hit(first, first + n_tok, phrase)
-                bucket = found[index]
-                (bucket.any, bucket.all, bucket.none, bucket.near)[kind][name].append(hit)
+                found[index].append((kind, field_no, first, first + n_tok, phrase))
 
     def _evaluate(
         self,
         rule: Rule,
-        hits: _RuleHits,
-        texts: dict[Field_, str],
-        toks: dict[Field_, list[Token]],
+        hits: list[_Hit],
+        texts: tuple[str, str],
+        toks: tuple[list[Token], list[Token]],
     ) -> list[Match]:
+        spec = rule.match
+        out: list[Match] = []
+        if self._simple[id(rule)]:  # the common case, a phrase list: one pass, best per field
+            per_field: list[_Hit | None] = [None, None]
+            for h in hits:
+                b = per_field[h[1]]
+                if b is None or h[2] < b[2] or (h[2] == b[2] and h[3] > b[3]):
+                    per_field[h[1]] = h
+            for hit in per_field:
+                if hit is not None:
+                    out.append(self._match(rule, hit, texts[hit[1]], toks[hit[1]]))
+            return out
         # 'none' phrases cancel the hits they overlap, not the whole article: "home invasion"
         # must not count as an invasion, yet a story that also reports an invasion of Ukraine
         # must still fire. (A whole-article veto would let any aside silence a real alert.)
-        def alive(group: dict[str, list[_Hit]], name: Field_) -> list[_Hit]:
-            return [h for h in group.get(name, []) if not _overlaps(h, hits.none.get(name, []))]
-
-        spec = rule.match
-        fields: tuple[Field_, ...] = ("title", "body")
-        for phrase in spec.all:
-            if not any(h.phrase == phrase for n in fields for h in alive(hits.all, n)):
-                return []
-        out: list[Match] = []
-        for name in fields:
-            candidates = alive(hits.any, name) if spec.any else alive(hits.all, name)
+        cancel = [[h for h in hits if h[0] == _NONE and h[1] == f] for f in (0, 1)]
+        alive = [h for h in hits if h[0] != _NONE and not _overlaps(h, cancel[h[1]])]
+        found_all = {h[4] for h in alive if h[0] == _ALL}
+        if any(phrase not in found_all for phrase in spec.all):
+            return []
+        primary = _ANY if spec.any else _ALL
+        for field_no in (0, 1):
+            candidates = [h for h in alive if h[0] == primary and h[1] == field_no]
             if spec.near is not None:
-                terms = hits.near.get(name, [])
+                terms = [h for h in alive if h[0] == _NEAR and h[1] == field_no]
                 within = spec.near.within
                 candidates = [
                     h
                     for h in candidates
                     if any(
-                        t.start - h.end <= within
-                        and h.start - t.end <= within
-                        and not (t.start >= h.start and t.end <= h.end)
+                        t[2] - h[3] <= within
+                        and h[2] - t[3] <= within
+                        and not (t[2] >= h[2] and t[3] <= h[3])
                         for t in terms
                     )
                 ]
             if candidates:
-                # The earliest hit, and the longest phrase there ("military and technical
-                # measures" over "military and technical"): the most telling evidence.
-                best = min(candidates, key=lambda h: (h.start, h.start - h.end))
-                out.append(self._match(rule, best, name, texts[name], toks[name]))
+                best = _earliest_longest(candidates)
+                out.append(self._match(rule, best, texts[field_no], toks[field_no]))
         return out
 
     @staticmethod
-    def _match(rule: Rule, hit: _Hit, name: Field_, text: str, toks: list[Token]) -> Match:
-        first, last = toks[hit.start], toks[hit.end - 1]
-        lo = toks[max(0, hit.start - _SNIPPET_WORDS)].start
-        hi = toks[min(len(toks) - 1, hit.end - 1 + _SNIPPET_WORDS)].end
+    def _match(rule: Rule, hit: _Hit, text: str, toks: list[Token]) -> Match:
+        _, field_no, start, end, phrase = hit
+        last = len(toks) - 1
+        lo = toks[start - _SNIPPET_WORDS].start if start > _SNIPPET_WORDS else 0
+        hi = toks[end - 1 + _SNIPPET_WORDS].end if end - 1 + _SNIPPET_WORDS < last else len(text)
         snippet = " ".join(text[lo:hi].split())
-        if lo > 0:
+        if lo:
             snippet = "…" + snippet
-        if hi < len(text.rstrip()):
+        if hi < len(text):
             snippet += "…"
-        return Match(
-            rule_id=rule.id,
-            phrase=hit.phrase,
-            text=" ".join(text[first.start : last.end].split()),
-            field=name,
-            snippet=snippet,
-        )
+        words = " ".join(text[toks[start].start : toks[end - 1].end].split())
+        return Match(rule.id, phrase, words, _FIELDS[field_no], snippet)

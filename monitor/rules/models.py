@@ -106,7 +106,7 @@ class Scoring(Strict):
 
     levels: Thresholds = Field(default_factory=Thresholds)
     title_boost: float = Field(default=1.5, ge=1, le=10)
-    additional_rule_factor: float = Field(default=0.5, ge=0, le=1)
+    additional_rule_factor: float = Field(default=0.3, ge=0, le=1)
     corroboration: Corroboration = Field(default_factory=Corroboration)
 
 

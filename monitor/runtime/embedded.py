@@ -104,16 +104,20 @@ class EmbeddedRuntime:
             FetchLimits(total_timeout=settings.fetch_timeout, max_bytes=settings.fetch_max_bytes),
             settings.fetch_concurrency,
         )
+        self.metrics_address: tuple[str, int] | None = None
         self._stop = asyncio.Event()
         self._event_time = datetime.fromtimestamp(0, tz=UTC)
 
     # --- the loop -------------------------------------------------------------------------
 
     async def run(self, once: bool = False) -> RunReport:
+        server = None
         if self.settings.metrics_port is not None:
-            start_http_server(
+            server, _ = start_http_server(
                 self.settings.metrics_port, self.settings.metrics_host, self.metrics.registry
             )
+            host, port = server.server_address[:2]
+            self.metrics_address = (str(host), int(port))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -137,6 +141,9 @@ class EmbeddedRuntime:
             for sink in set(self.sinks.values()):
                 await sink.close()
             self.store.close()
+            if server is not None:
+                server.shutdown()
+                server.server_close()
         return self.report
 
     async def _poll_loop(

@@ -34,9 +34,14 @@ def test_syndicated_copies_become_one_story(ruleset: RuleSet) -> None:
     title = "Putin warns Russia will respond militarily and technically to the West"
     copies = [
         article(title, WIRE, source="wire"),
-        article("Putin says Russia will respond 'militarily and technically'", "Home › World\n"
-                + WIRE.replace("on Tuesday", "on Tuesday, 14 December") + "\nRead Also: Cats\nLeave A Reply",
-                source="herald", minutes=90),
+        article(
+            "Putin says Russia will respond 'militarily and technically'",
+            "Home › World\n"
+            + WIRE.replace("on Tuesday", "on Tuesday, 14 December")
+            + "\nRead Also: Cats\nLeave A Reply",
+            source="herald",
+            minutes=90,
+        ),
         article(title, WIRE.split(". Western")[0] + ".", source="digest", minutes=200),
     ]
     events = [assign(tag_article(a, ruleset.tagger), index) for a in copies]
@@ -49,7 +54,9 @@ def test_syndicated_copies_become_one_story(ruleset: RuleSet) -> None:
 def test_different_stories_stay_apart(ruleset: RuleSet) -> None:
     index, _, _ = fresh()
     a = assign(tag_article(article("Putin warns the West", WIRE), ruleset.tagger), index)
-    b = assign(tag_article(article("Central bank raises rates", OTHER, source="b"), ruleset.tagger), index)
+    b = assign(
+        tag_article(article("Central bank raises rates", OTHER, source="b"), ruleset.tagger), index
+    )
     assert a.story.id != b.story.id and b.new_story
 
 
@@ -57,19 +64,27 @@ def test_story_survives_a_restart_through_its_tables(ruleset: RuleSet) -> None:
     index, sigs, stories = fresh()
     first = assign(tag_article(article("Putin warns the West", WIRE), ruleset.tagger), index)
     rebuilt = StoryIndex(dict(sigs), dict(stories))  # the LSH is rebuilt from the tables
-    copy = assign(tag_article(article("Putin warns the West", WIRE, source="c2"), ruleset.tagger), rebuilt)
+    copy = assign(
+        tag_article(article("Putin warns the West", WIRE, source="c2"), ruleset.tagger), rebuilt
+    )
     assert copy.story.id == first.story.id and not copy.new_story
 
 
 def test_quiet_story_closes_after_the_window(ruleset: RuleSet) -> None:
     index, sigs, stories = fresh()
     first = assign(tag_article(article("Putin warns the West", WIRE), ruleset.tagger), index)
-    late = article("Putin warns the West", WIRE, source="late",
-                   minutes=(index.window + timedelta(hours=1)).total_seconds() / 60)
+    late = article(
+        "Putin warns the West",
+        WIRE,
+        source="late",
+        minutes=(index.window + timedelta(hours=1)).total_seconds() / 60,
+    )
     event = assign(tag_article(late, ruleset.tagger), index)
     assert event.new_story and event.story.id != first.story.id
     assert index.prune(late.published) == 1
-    assert first.story.id not in stories and all(s.story_id != first.story.id for s in sigs.values())
+    assert first.story.id not in stories and all(
+        s.story_id != first.story.id for s in sigs.values()
+    )
 
 
 def test_story_evidence_merges_per_rule(ruleset: RuleSet) -> None:

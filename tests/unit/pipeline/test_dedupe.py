@@ -15,16 +15,27 @@ def test_repeated_guid_is_a_duplicate_within_a_feed() -> None:
     assert seen_before(article("One", guid="123", url="https://a.example/1"), seen) is None
     assert seen_before(article("One, again", guid="123", url="https://a.example/2"), seen)
     # an opaque guid of another feed is another article
-    assert seen_before(article("Two", source="other", guid="123", url="https://b.example/2"), seen) is None
+    assert (
+        seen_before(article("Two", source="other", guid="123", url="https://b.example/2"), seen)
+        is None
+    )
 
 
 def test_identical_text_from_another_outlet_is_not_an_exact_duplicate() -> None:
     # syndication: the copy must reach the story as a new source (corroboration)
     seen: dict[str, str] = {}
-    assert seen_before(article("Wire story", "Body text", source="a", url="https://a.example/x"), seen) is None
-    assert seen_before(article("Wire story", "Body text", source="b", url="https://b.example/y"), seen) is None
+    assert (
+        seen_before(article("Wire story", "Body text", source="a", url="https://a.example/x"), seen)
+        is None
+    )
+    assert (
+        seen_before(article("Wire story", "Body text", source="b", url="https://b.example/y"), seen)
+        is None
+    )
     # ...but the same outlet republishing it under a new URL is
-    assert seen_before(article("Wire story", "Body  text", source="a", url="https://a.example/z"), seen)
+    assert seen_before(
+        article("Wire story", "Body  text", source="a", url="https://a.example/z"), seen
+    )
 
 
 def test_seeing_the_same_article_again_is_a_duplicate() -> None:

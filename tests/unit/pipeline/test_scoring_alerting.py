@@ -23,8 +23,14 @@ ROUTES = [
 
 def story(*hits: RuleHit, sources: tuple[str, ...] = ("a",), reliability: float = 1.0) -> Story:
     return Story(
-        id="s-1", title="t", url="u", first_seen=T0, last_seen=T0, sources=sources,
-        reliability=reliability, hits=hits,
+        id="s-1",
+        title="t",
+        url="u",
+        first_seen=T0,
+        last_seen=T0,
+        sources=sources,
+        reliability=reliability,
+        hits=hits,
     )
 
 
@@ -33,14 +39,18 @@ def hit(rule: str, in_title: bool = False) -> RuleHit:
 
 
 def test_score_explains_itself_term_by_term() -> None:
-    s = score_story(story(hit("mt", True), hit("inv"), sources=("a", "b", "c", "d"), reliability=0.8), RULES, SCORING)
+    s = score_story(
+        story(hit("mt", True), hit("inv"), sources=("a", "b", "c", "d"), reliability=0.8),
+        RULES,
+        SCORING,
+    )
     labels = [t.label for t in s.terms]
     assert labels[0].startswith("mt (headline")
-    assert labels[1].startswith("inv (body") and "×0.5" in labels[1]
+    assert labels[1].startswith("inv (body") and "×0.3" in labels[1]
     # (40*1.5 + 30*0.5) * 0.8 + min(3*10, 20)
-    assert s.value == pytest.approx((60 + 15) * 0.8 + 20)
-    assert [t.value for t in s.terms] == [60, 15, 0.8, 20]
-    assert s.level is Level.high  # 80 < 85
+    assert s.value == pytest.approx((60 + 9) * 0.8 + 20)
+    assert [t.value for t in s.terms] == [60, 9, 0.8, 20]
+    assert s.level is Level.high  # 75.2 < 85
 
 
 def test_no_rule_no_score_whatever_the_corroboration() -> None:
@@ -67,7 +77,7 @@ def test_opened_once_then_escalated_per_route() -> None:
     assert first[0].labels == {"kind": "war"}
     # the same story, same level, more copies: nothing
     assert decide(event(low), RULES, SCORING, ROUTES, threads, NOW) == []
-    high = story(hit("mt", True), hit("inv"), sources=("a", "b"))  # 60+15+10 = 85 critical
+    high = story(hit("mt", True), hit("inv"), sources=("a", "b", "c"))  # 60+9+20 = 89
     second = decide(event(high), RULES, SCORING, ROUTES, threads, NOW)
     assert [(a.route, a.kind, a.level, a.previous_level) for a in second] == [
         ("all", "escalated", Level.critical, Level.low),

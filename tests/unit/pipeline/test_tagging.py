@@ -13,14 +13,18 @@ def rule(rid: str, **match: object) -> Rule:
 
 def test_seed_title_alone_matches(ruleset: RuleSet, seed: tuple[str, str]) -> None:
     title, _ = seed
-    matches = [m for m in ruleset.tagger.tag(title, "") if m.rule_id == "military-technical-response"]
+    matches = [
+        m for m in ruleset.tagger.tag(title, "") if m.rule_id == "military-technical-response"
+    ]
     assert matches and matches[0].field == "title"
     assert "militarily and technically" in matches[0].text
 
 
 def test_seed_body_alone_matches(ruleset: RuleSet, seed: tuple[str, str]) -> None:
     _, body = seed
-    matches = [m for m in ruleset.tagger.tag("", body) if m.rule_id == "military-technical-response"]
+    matches = [
+        m for m in ruleset.tagger.tag("", body) if m.rule_id == "military-technical-response"
+    ]
     assert matches and matches[0].field == "body"
     assert "military and technical" in matches[0].text
     assert matches[0].text in matches[0].snippet
@@ -70,7 +74,9 @@ def test_all_needs_every_phrase_somewhere() -> None:
 
 def test_one_rule_reports_title_and_body_separately() -> None:
     tagger = Tagger([rule("mt", any=["militarily and technically"])])
-    fields = sorted(m.field for m in tagger.tag("respond militarily and technically", "military and technical"))
+    fields = sorted(
+        m.field for m in tagger.tag("respond militarily and technically", "military and technical")
+    )
     assert fields == ["body", "title"]
 
 
@@ -81,7 +87,9 @@ def test_longest_phrase_wins_at_a_position() -> None:
 
 
 def test_shared_phrases_between_rules() -> None:
-    tagger = Tagger([rule("a", any=["missile strike"]), rule("b", any=["missile strikes", "shelling"])])
+    tagger = Tagger(
+        [rule("a", any=["missile strike"]), rule("b", any=["missile strikes", "shelling"])]
+    )
     assert sorted(m.rule_id for m in tagger.tag("Missile strikes hit Kyiv")) == ["a", "b"]
 
 

@@ -24,5 +24,9 @@ def test_token_spans_point_into_the_original_text() -> None:
     for tok in tokens(text):
         assert text[tok.start : tok.end].isalnum()
     assert [text[t.start : t.end] for t in tokens(text)] == [
-        "Putin", "s", "military", "technical", "measures",
+        "Putin",
+        "s",
+        "military",
+        "technical",
+        "measures",
     ]

@@ -87,7 +87,11 @@ def test_phrase_without_words_is_an_error(tmp_path: Path) -> None:
 def test_thresholds_must_rise_and_routes_need_levels(tmp_path: Path) -> None:
     write(tmp_path, "esc.yaml", GOOD_RULE)
     write(tmp_path, "scoring.yaml", "levels: {low: 50, medium: 40, high: 60, critical: 85}\n")
-    write(tmp_path, "routes.yaml", "routes:\n  - name: desk\n    sink: console\n    min_level: severe\n")
+    write(
+        tmp_path,
+        "routes.yaml",
+        "routes:\n  - name: desk\n    sink: console\n    min_level: severe\n",
+    )
     found = issues(tmp_path)
     assert any("scoring.yaml:1:9: levels: thresholds must rise" in i for i in found)
     assert any("routes.yaml:4:16: routes[0].min_level: must be one of" in i for i in found)
@@ -120,8 +124,12 @@ def test_starter_rules_load_and_all_their_tests_pass() -> None:
 
 def test_a_failing_rule_test_is_reported(tmp_path: Path) -> None:
     shutil.copy(RULES / "scoring.yaml", tmp_path)
-    write(tmp_path, "esc.yaml", GOOD_RULE + "tests:\n  - text: home invasion\n    expect: []\n"
-          "  - text: troops invade\n    expect: [invasion]\n")
+    write(
+        tmp_path,
+        "esc.yaml",
+        GOOD_RULE + "tests:\n  - text: home invasion\n    expect: []\n"
+        "  - text: troops invade\n    expect: [invasion]\n",
+    )
     results = run_rule_tests(load_ruleset(tmp_path))
     assert [r.ok for r in results] == [False, False]
     assert results[0].reason == "fired unexpectedly: invasion"
