@@ -19,8 +19,13 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+DEMO := .monitor/demo
+
+# The demo starts from empty state each time so it always replays the whole story; a real
+# deployment keeps its state (see README).
 run: $(VENV)/.installed  ## poll the bundled sample feeds once and print the alerts
-	$(BIN)/monitor run --once --state $(VENV)/demo-state.db
+	rm -rf $(DEMO) && mkdir -p $(DEMO)
+	$(BIN)/monitor run --once --state $(DEMO)/state.db --jsonl $(DEMO)/alerts.jsonl
 
 test: $(VENV)/.installed-dev  ## the whole test suite
 	$(BIN)/python -m pytest

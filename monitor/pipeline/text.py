@@ -28,11 +28,14 @@ class Token:
 
 
 def _fold(word: str) -> str:
-    """Pre-stem folds Snowball does not do. "-ily" adverbs to their adjective ("militarily" ->
-    "military", so the adverb meets the noun phrase) and British "-is-" to "-iz-" spellings
-    ("mobilisation" / "mobilization") so one rule phrase covers both."""
-    if len(word) > 5 and word.endswith("ily"):
-        word = word[:-3] + "y"
+    """Pre-stem folds Snowball does not do. "-arily" adverbs to their adjective ("militarily" ->
+    "military", "temporarily" -> "temporary", so the adverb meets the noun phrase) and British
+    "-is-" to "-iz-" spellings ("mobilisation" / "mobilization") so one phrase covers both.
+
+    Only "-arily": a general "-ily" -> "-y" fold would also turn nouns ("family", "Sicily")
+    into non-words and split them from their plurals."""
+    if len(word) > 7 and word.endswith("arily"):
+        word = word[:-5] + "ary"
     for brit, amer in (
         ("isation", "ization"),
         ("isations", "izations"),

@@ -30,7 +30,7 @@ def print_summary(
     table.add_row("copies joined to a story", str(counts.near_duplicates))
     table.add_row("new stories", str(counts.stories))
     alerts = ", ".join(f"{n} {k}" for k, n in sorted(counts.alerts.items())) or "none"
-    table.add_row("alerts", alerts)
+    table.add_row("alerts (all routes)", alerts)
     table.add_row(
         "delivered", f"{report.delivered}" + (f" ({report.failed} failed)" if report.failed else "")
     )

@@ -59,7 +59,11 @@ async def test_a_200_returns_the_body_and_the_validators(
 
 @pytest.mark.parametrize(
     "validators",
-    [Validators(ETAG, LAST_MODIFIED), Validators(etag=ETAG), Validators(last_modified=LAST_MODIFIED)],
+    [
+        Validators(ETAG, LAST_MODIFIED),
+        Validators(etag=ETAG),
+        Validators(last_modified=LAST_MODIFIED),
+    ],
 )
 async def test_a_conditional_get_that_the_server_answers_304_is_not_modified(
     server: FeedServer, session: aiohttp.ClientSession, validators: Validators
@@ -205,7 +209,7 @@ async def test_a_missing_file_is_a_fetch_error(
     session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     missing = tmp_path / "gone.xml"
-    with pytest.raises(FetchError, match="gone.xml") as caught:
+    with pytest.raises(FetchError, match=r"gone\.xml") as caught:
         await fetch(session, "local", missing.as_uri(), Validators(), LIMITS)
     assert caught.value.feed == "local" and caught.value.outcome == "error"
 

@@ -166,7 +166,7 @@ def test_yaml_syntax_errors_are_located(tmp_path: Path) -> None:
 
 def test_a_missing_feed_list_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
-    with pytest.raises(ConfigError, match="nope.yaml"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml"):
         load_feeds(missing)
 
 

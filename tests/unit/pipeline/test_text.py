@@ -30,3 +30,8 @@ def test_token_spans_point_into_the_original_text() -> None:
         "technical",
         "measures",
     ]
+
+
+def test_nouns_ending_in_ily_keep_meeting_their_plurals() -> None:
+    assert stems("family") == stems("families")
+    assert stems("necessarily") == stems("necessary")
