@@ -245,3 +245,17 @@ async def test_one_failing_feed_does_not_stop_the_others(
     assert polls(registry, "slow", "timeout") == 1
     assert polls(registry, "wire", "ok") == 1
     assert polls(registry, "local", "ok") == 1
+
+
+async def test_slow_feeds_are_polled_side_by_side_not_one_after_another(
+    server: FeedServer, session: aiohttp.ClientSession, metrics: Metrics
+) -> None:
+    # Four feeds that never answer must cost one timeout, not four: a poll round over hundreds
+    # of feeds cannot wait for each dead one in turn.
+    server.handlers["/hang"] = server.hang
+    sources = [feed(server, f"slow-{i}", "/hang") for i in range(4)]
+    poller = Poller(sources, {}, metrics, LIMITS)
+    started = time.monotonic()
+    results = await poller.poll_many(session, sources)
+    assert [r.outcome for r in results] == ["timeout"] * 4
+    assert time.monotonic() - started < 3 * LIMITS.read_timeout
