@@ -104,6 +104,7 @@ class StoryEvent(Record):
     new_story: bool
     new_source: bool
     rules_version: str = ""
+    replayed: bool = False  # the article was already in this story (a redelivery)
 
 
 class ScoreTerm(Record):
@@ -144,3 +145,24 @@ class Alert(Record):
     fetched_at: datetime | None = None  # when the article that fired it was fetched
     rules_version: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
+
+
+DeliveryOutcome = Literal["ok", "duplicate", "error", "no_route"]
+
+
+class Delivery(Record):
+    """What became of one alert on one route."""
+
+    alert_id: str
+    route: str
+    sink: str
+    outcome: DeliveryOutcome
+    error: str = ""
+    at: datetime
+
+
+class DeadAlert(Record):
+    """An alert that could not be delivered, kept with the reason."""
+
+    alert: Alert
+    delivery: Delivery

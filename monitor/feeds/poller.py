@@ -4,9 +4,10 @@ health in state, count everything. A failing feed is logged and counted; the oth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 
 import aiohttp
@@ -42,9 +43,15 @@ class PollResult(BaseModel):
     outcome: str  # ok | not_modified | error | timeout
     articles: list[Article] = []
     error: str = ""
+    state: FeedState = FeedState()
 
 
 class Poller:
+    """Polls feeds. A poll's new feed state (validators, schedule, health) is *pending* until the
+    runtime calls :meth:`settle` — once the articles are safely handed on (processed, or acked
+    by Kafka). Saving the new ETag earlier would make a crash lose the articles: the next poll
+    would get 304 Not Modified for a feed whose entries never got through."""
+
     def __init__(
         self,
         sources: Sequence[FeedSource],
@@ -58,6 +65,7 @@ class Poller:
         self.metrics = metrics
         self.limits = limits or FetchLimits()
         self._gate = asyncio.Semaphore(concurrency)
+        self.pending: dict[str, FeedState] = {}
 
     def due(self, now: float) -> list[FeedSource]:
         return [s for s in self.sources if self._state(s).next_poll <= now]
@@ -66,7 +74,14 @@ class Poller:
         return min((self._state(s).next_poll for s in self.sources), default=time.time() + 60)
 
     def _state(self, source: FeedSource) -> FeedState:
-        return self.state.get(source.name) or FeedState()
+        return self.pending.get(source.name) or self.state.get(source.name) or FeedState()
+
+    def settle(self, results: Sequence[PollResult]) -> None:
+        """Persist the feed states of polls whose articles have been handed on."""
+        for result in results:
+            self.state[result.feed] = result.state
+            if self.pending.get(result.feed) == result.state:
+                del self.pending[result.feed]
 
     async def poll_many(
         self, session: aiohttp.ClientSession, sources: Sequence[FeedSource]
@@ -101,13 +116,14 @@ class Poller:
             return self._failed(source, previous, "error", f"{type(exc).__name__}: {exc}", started)
         outcome = "not_modified" if got.not_modified else "ok"
         now = time.time()
-        self.state[source.name] = FeedState(
+        state = FeedState(
             etag=got.validators.etag,
             last_modified=got.validators.last_modified,
             last_success=now,
             next_poll=now + source.interval * random.uniform(0.9, 1.1),
             entries=len(articles) if not got.not_modified else previous.entries,
         )
+        self.pending[source.name] = state
         self.metrics.feed_polls.labels(source.name, outcome).inc()
         self.metrics.poll_duration.labels(source.name).observe(time.monotonic() - started)
         self.metrics.feed_last_success.labels(source.name).set(now)
@@ -115,7 +131,7 @@ class Poller:
             self.metrics.feed_entries.labels(source.name).set(len(articles))
             self.metrics.articles.labels(source.name).inc(len(articles))
         log.debug("feed_polled", feed=source.name, outcome=outcome, entries=len(articles))
-        return PollResult(feed=source.name, outcome=outcome, articles=articles)
+        return PollResult(feed=source.name, outcome=outcome, articles=articles, state=state)
 
     def _failed(
         self, source: FeedSource, previous: FeedState, outcome: str, error: str, started: float
@@ -124,13 +140,14 @@ class Poller:
         # Back off exponentially, but never stop polling a feed for good.
         delay = min(source.interval * 2 ** min(errors - 1, 10), max(MAX_BACKOFF, source.interval))
         now = time.time()
-        self.state[source.name] = previous.model_copy(
+        state = previous.model_copy(
             update={
                 "last_error": error,
                 "consecutive_errors": errors,
                 "next_poll": now + delay * random.uniform(0.9, 1.1),
             }
         )
+        self.pending[source.name] = state
         self.metrics.feed_polls.labels(source.name, outcome).inc()
         self.metrics.poll_duration.labels(source.name).observe(time.monotonic() - started)
         log.warning(
@@ -140,4 +157,35 @@ class Poller:
             error=error,
             consecutive_errors=errors,
         )
-        return PollResult(feed=source.name, outcome=outcome, error=error)
+        return PollResult(feed=source.name, outcome=outcome, error=error, state=state)
+
+
+HandOn = Callable[[list[PollResult]], Awaitable[None]]
+
+
+async def run_polling(
+    poller: Poller,
+    session: aiohttp.ClientSession,
+    hand_on: HandOn,
+    stop: asyncio.Event,
+    once: bool = False,
+) -> None:
+    """Poll every feed when it is due until ``stop`` is set (or one round with ``once``), and
+    pass each round's results to ``hand_on``, which settles them when the articles are safe."""
+    while not stop.is_set():
+        due = poller.due(time.time())
+        if due:
+            await hand_on(await poller.poll_many(session, due))
+        if once:
+            return
+        wait = max(1.0, min(poller.next_due() - time.time(), 60.0))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), wait)
+
+
+def in_order(results: Sequence[PollResult]) -> list[Article]:
+    """The articles of one polling round, oldest first: a backlog replays in publication order,
+    so stories grow (and escalate) as they did in the world."""
+    merged = [a for r in results for a in r.articles]
+    merged.sort(key=lambda a: (a.published, a.source, a.id))
+    return merged

@@ -121,6 +121,18 @@ def assign(tagged: TaggedArticle, index: StoryIndex) -> StoryEvent:
     """Put one (exactly new) article into a story and return the story as it now stands."""
     article: Article = tagged.article
     now = article.published
+    # Replay (at-least-once delivery redelivered an article already placed): report the story
+    # as it stands, change nothing, so counts and sources are not inflated.
+    placed = index.signatures.get(article.id)
+    if placed is not None and (known := index.stories.get(placed.story_id)) is not None:
+        return StoryEvent(
+            story=known,
+            article=article,
+            new_story=False,
+            new_source=False,
+            rules_version=tagged.rules_version,
+            replayed=True,
+        )
     found = index.nearest(tagged.signature, now) if tagged.signature else None
     story = index.stories.get(found[0]) if found else None
     if story is None:

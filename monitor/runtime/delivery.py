@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from monitor.logs import log
 from monitor.metrics import Metrics
-from monitor.models import Alert
+from monitor.models import Alert, Delivery, DeliveryOutcome
 from monitor.sinks.base import Sink
 
 
@@ -21,40 +21,36 @@ def ledger_key(alert: Alert) -> str:
 
 
 class Deliverer:
+    """Sends each alert to its route's sink, at most once per (alert id, route). A failed
+    delivery comes back as ``Delivery(outcome="error")`` for the runtime to set aside (a table
+    in the embedded runtime, a dead-letter topic in Kafka): nothing is dropped here."""
+
     def __init__(
         self,
         sinks: Mapping[str, Sink],  # route name -> sink
         ledger: MutableMapping[str, float],
-        dead: MutableMapping[str, dict[str, object]],
         metrics: Metrics,
     ) -> None:
         self.sinks = sinks
         self.ledger = ledger
-        self.dead = dead
         self.metrics = metrics
 
-    async def deliver(self, alert: Alert) -> str:
-        """Send ``alert``; returns the outcome: ok, duplicate, error or no_route."""
+    async def deliver(self, alert: Alert) -> Delivery:
         key = ledger_key(alert)
         sink = self.sinks.get(alert.route)
         if sink is None:
-            # The route was dropped (reload, missing settings): keep the alert, do not lose it.
-            self.dead[key] = {"alert": alert.model_dump(mode="json"), "error": "no such route"}
+            # The route was dropped (reload, missing settings): set the alert aside, never lose it.
             self.metrics.dead_letters.labels("deliver").inc()
-            return "no_route"
+            return self._result(alert, "", "no_route", f"route {alert.route!r} is not active")
         if key in self.ledger:
             self.metrics.deliveries.labels(sink.name, "duplicate").inc()
-            return "duplicate"
+            return self._result(alert, sink.name, "duplicate")
         started = time.monotonic()
         try:
             await sink.send(alert)
         except Exception as exc:
             self.metrics.deliveries.labels(sink.name, "error").inc()
             self.metrics.dead_letters.labels("deliver").inc()
-            self.dead[key] = {
-                "alert": alert.model_dump(mode="json"),
-                "error": f"{type(exc).__name__}: {exc}",
-            }
             log.error(
                 "delivery_failed",
                 alert_id=alert.id,
@@ -63,7 +59,7 @@ class Deliverer:
                 sink=sink.name,
                 error=str(exc),
             )
-            return "error"
+            return self._result(alert, sink.name, "error", f"{type(exc).__name__}: {exc}")
         self.ledger[key] = time.time()
         self.metrics.deliveries.labels(sink.name, "ok").inc()
         self.metrics.delivery_duration.labels(sink.name).observe(time.monotonic() - started)
@@ -78,4 +74,15 @@ class Deliverer:
             kind=alert.kind,
             level=alert.level.name,
         )
-        return "ok"
+        return self._result(alert, sink.name, "ok")
+
+    @staticmethod
+    def _result(alert: Alert, sink: str, outcome: DeliveryOutcome, error: str = "") -> Delivery:
+        return Delivery(
+            alert_id=alert.id,
+            route=alert.route,
+            sink=sink,
+            outcome=outcome,
+            error=error,
+            at=datetime.now(UTC),
+        )

@@ -12,19 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import aiohttp
 from prometheus_client import start_http_server
 
 from monitor.errors import SinkConfigError
 from monitor.feeds.fetch import FetchLimits, client_session
-from monitor.feeds.poller import FeedState, Poller, PollResult
+from monitor.feeds.poller import FeedState, Poller, PollResult, in_order, run_polling
 from monitor.feeds.sources import FeedSource
 from monitor.logs import log
 from monitor.metrics import Metrics
-from monitor.models import Alert, Article, Story
+from monitor.models import Alert, Article, DeadAlert, Story
 from monitor.pipeline.alerting import Thread
 from monitor.pipeline.cluster import Signed
 from monitor.rules.models import Route
@@ -37,6 +37,13 @@ from monitor.sinks.registry import build_sink
 from monitor.state.sqlite import Store
 
 _DONE = object()
+
+
+@dataclass(frozen=True)
+class _Round:
+    """Marks the end of one polling round's articles in the queue."""
+
+    results: list[PollResult]
 
 
 @dataclass
@@ -94,9 +101,8 @@ class EmbeddedRuntime:
             self.metrics,
         )
         self.outbox = self.store.models("outbox", Alert)
-        self.deliverer = Deliverer(
-            self.sinks, self.store.table("ledger"), self.store.table("dead_letters"), self.metrics
-        )
+        self.deliverer = Deliverer(self.sinks, self.store.table("ledger"), self.metrics)
+        self.dead = self.store.models("dead_alerts", DeadAlert)
         self.poller = Poller(
             feeds,
             self.store.models("feeds", FeedState),
@@ -147,37 +153,24 @@ class EmbeddedRuntime:
         return self.report
 
     async def _poll_loop(
-        self, session: object, articles: asyncio.Queue[object], once: bool
+        self, session: aiohttp.ClientSession, articles: asyncio.Queue[object], once: bool
     ) -> None:
+        async def hand_on(results: list[PollResult]) -> None:
+            for r in results:
+                self.report.polls[r.feed] = r.outcome
+                if r.error:
+                    self.report.errors[r.feed] = r.error
+                else:
+                    self.report.errors.pop(r.feed, None)
+            for article in in_order(results):
+                await articles.put(article)
+            # the process loop saves these feed states once the round's articles are committed
+            await articles.put(_Round(results))
+
         try:
-            while not self._stop.is_set():
-                due = self.poller.due(time.time())
-                if due:
-                    results = await self.poller.poll_many(session, due)  # type: ignore[arg-type]
-                    self.store.commit()
-                    for article in self._in_order(results):
-                        await articles.put(article)
-                if once:
-                    return
-                wait = max(1.0, min(self.poller.next_due() - time.time(), 60.0))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), wait)
+            await run_polling(self.poller, session, hand_on, self._stop, once)
         finally:
             await articles.put(_DONE)
-
-    def _in_order(self, results: list[PollResult]) -> list[Article]:
-        """Articles of one polling round, oldest first: a backlog replays in publication order
-        so stories grow (and escalate) as they did in the world."""
-        merged: list[Article] = []
-        for r in results:
-            self.report.polls[r.feed] = r.outcome
-            if r.error:
-                self.report.errors[r.feed] = r.error
-            else:
-                self.report.errors.pop(r.feed, None)
-            merged.extend(r.articles)
-        merged.sort(key=lambda a: (a.published, a.source, a.id))
-        return merged
 
     async def _process_loop(
         self, articles: asyncio.Queue[object], outgoing: asyncio.Queue[object]
@@ -187,6 +180,10 @@ class EmbeddedRuntime:
                 item = await articles.get()
                 if item is _DONE:
                     return
+                if isinstance(item, _Round):
+                    self.poller.settle(item.results)
+                    self.store.commit()
+                    continue
                 assert isinstance(item, Article)
                 try:
                     alerts = self.pipeline.process(item)
@@ -217,10 +214,11 @@ class EmbeddedRuntime:
             alert = self.outbox.get(key)
             if alert is None:
                 continue
-            outcome = await self.deliverer.deliver(alert)
-            if outcome in {"ok", "duplicate"}:
-                self.report.delivered += outcome == "ok"
-            else:
+            result = await self.deliverer.deliver(alert)
+            if result.outcome == "ok":
+                self.report.delivered += 1
+            elif result.outcome in {"error", "no_route"}:
                 self.report.failed += 1
+                self.dead[key] = DeadAlert(alert=alert, delivery=result)
             del self.outbox[key]
             self.store.commit()

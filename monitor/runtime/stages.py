@@ -45,12 +45,26 @@ class Pipeline:
         self.ruleset = ruleset
         self.routes = list(routes)
         self.seen = seen
-        self.index = StoryIndex(signatures, stories)
+        self.signatures = signatures
+        self.stories = stories
+        self._index: StoryIndex | None = None
         self.threads = threads
         self.metrics = metrics
         self.counts = Counts()
         metrics.rules_loaded.set(len(ruleset.rules))
-        metrics.stories_active.set(len(stories))
+
+    @property
+    def index(self) -> StoryIndex:
+        """The story index, built (LSH rebuilt from the signature table) on first use: in the
+        Kafka runtime the tables are only complete once recovery has finished."""
+        if self._index is None:
+            self._index = StoryIndex(self.signatures, self.stories)
+            self.metrics.stories_active.set(len(self.stories))
+        return self._index
+
+    def reset_index(self) -> None:
+        """Forget the in-memory index (partitions moved); the next article rebuilds it."""
+        self._index = None
 
     def ingest(self, article: Article) -> TaggedArticle | None:
         self.counts.articles += 1
@@ -65,7 +79,9 @@ class Pipeline:
 
     def cluster(self, tagged: TaggedArticle) -> StoryEvent:
         event = assign(tagged, self.index)
-        if event.new_story:
+        if event.replayed:
+            pass
+        elif event.new_story:
             self.counts.stories += 1
             self.metrics.stories_active.set(len(self.index.stories))
         else:

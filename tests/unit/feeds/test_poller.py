@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from monitor.feeds.fetch import FetchLimits, client_session
-from monitor.feeds.poller import MAX_BACKOFF, FeedState, Poller
+from monitor.feeds.poller import MAX_BACKOFF, FeedState, Poller, PollResult
 from monitor.feeds.sources import FeedSource
 from monitor.metrics import Metrics
 from tests.unit.feeds.helpers import SAMPLES, FeedServer, rss, source
@@ -53,6 +53,21 @@ def polls(registry: CollectorRegistry, feed: str, outcome: str) -> float:
     return value or 0.0
 
 
+async def settled(poller: Poller, session: aiohttp.ClientSession, src: FeedSource) -> PollResult:
+    """Poll and settle, as a runtime does once the articles are handed on."""
+    result = await poller.poll(session, src)
+    poller.settle([result])
+    return result
+
+
+async def settled_many(
+    poller: Poller, session: aiohttp.ClientSession, sources: list[FeedSource]
+) -> list[PollResult]:
+    results = await poller.poll_many(session, sources)
+    poller.settle(results)
+    return results
+
+
 def feed(server: FeedServer, name: str, path: str) -> FeedSource:
     return source(name, server.url(path), interval=INTERVAL)
 
@@ -69,7 +84,7 @@ async def test_a_successful_poll_records_validators_health_and_metrics(
     poller = Poller([wire], state, metrics, LIMITS)
 
     before = time.time()
-    result = await poller.poll(session, wire)
+    result = await settled(poller, session, wire)
     after = time.time()
 
     assert result.outcome == "ok" and result.error == ""
@@ -104,8 +119,8 @@ async def test_the_next_poll_is_conditional_and_304_is_counted_as_not_modified(
     state: dict[str, FeedState] = {}
     poller = Poller([wire], state, metrics, LIMITS)
 
-    await poller.poll(session, wire)
-    result = await poller.poll(session, wire)
+    await settled(poller, session, wire)
+    result = await settled(poller, session, wire)
 
     assert result.outcome == "not_modified" and result.articles == []
     assert server.seen("/rss")[1].headers.get("If-None-Match") == ETAG
@@ -127,14 +142,14 @@ async def test_repeated_errors_back_off_and_a_success_resets_the_feed(
     wire = feed(server, "wire", "/rss")
     state: dict[str, FeedState] = {}
     poller = Poller([wire], state, metrics, LIMITS)
-    await poller.poll(session, wire)
+    await settled(poller, session, wire)
     last_success = state["wire"].last_success
 
     server.handlers["/rss"] = broken
     delays = []
     for attempt in (1, 2, 3, 4):
         started = time.time()
-        result = await poller.poll(session, wire)
+        result = await settled(poller, session, wire)
         assert result.outcome == "error" and "HTTP 500" in result.error
         st = state["wire"]
         assert st.consecutive_errors == attempt
@@ -150,7 +165,7 @@ async def test_repeated_errors_back_off_and_a_success_resets_the_feed(
 
     server.handlers["/rss"] = good
     started = time.time()
-    result = await poller.poll(session, wire)
+    result = await settled(poller, session, wire)
     assert result.outcome == "not_modified"  # the etag survived the outage
     st = state["wire"]
     assert st.consecutive_errors == 0 and st.last_error == ""
@@ -166,7 +181,7 @@ async def test_back_off_is_capped_so_a_feed_is_never_abandoned(
     state = {"wire": FeedState(consecutive_errors=40)}
     poller = Poller([wire], state, metrics, LIMITS)
     started = time.time()
-    await poller.poll(session, wire)
+    await settled(poller, session, wire)
     assert state["wire"].consecutive_errors == 41
     assert 0.9 * MAX_BACKOFF <= state["wire"].next_poll - started <= 1.1 * MAX_BACKOFF + 1
 
@@ -180,7 +195,7 @@ async def test_a_server_that_never_answers_counts_as_a_timeout(
     server.handlers["/rss"] = server.hang
     slow = feed(server, "slow", "/rss")
     state: dict[str, FeedState] = {}
-    result = await Poller([slow], state, metrics, LIMITS).poll(session, slow)
+    result = await settled(Poller([slow], state, metrics, LIMITS), session, slow)
     assert result.outcome == "timeout"
     assert state["slow"].consecutive_errors == 1 and "timed out" in state["slow"].last_error
     assert polls(registry, "slow", "timeout") == 1
@@ -197,7 +212,7 @@ async def test_a_page_that_is_not_a_feed_is_an_error_not_an_empty_success(
     server.handlers["/rss"] = html_page
     walled = feed(server, "walled", "/rss")
     state: dict[str, FeedState] = {}
-    result = await Poller([walled], state, metrics, LIMITS).poll(session, walled)
+    result = await settled(Poller([walled], state, metrics, LIMITS), session, walled)
     assert result.outcome == "error" and "not a feed" in result.error
     assert state["walled"].consecutive_errors == 1 and state["walled"].last_success == 0
     assert polls(registry, "walled", "error") == 1
@@ -223,7 +238,7 @@ async def test_one_failing_feed_does_not_stop_the_others(
     state: dict[str, FeedState] = {}
     poller = Poller(sources, state, metrics, LIMITS, concurrency=2)
 
-    results = await poller.poll_many(session, sources)
+    results = await settled_many(poller, session, sources)
 
     assert [(r.feed, r.outcome) for r in results] == [
         ("down", "error"),
@@ -256,6 +271,24 @@ async def test_slow_feeds_are_polled_side_by_side_not_one_after_another(
     sources = [feed(server, f"slow-{i}", "/hang") for i in range(4)]
     poller = Poller(sources, {}, metrics, LIMITS)
     started = time.monotonic()
-    results = await poller.poll_many(session, sources)
+    results = await settled_many(poller, session, sources)
     assert [r.outcome for r in results] == ["timeout"] * 4
     assert time.monotonic() - started < 3 * LIMITS.read_timeout
+
+
+async def test_feed_state_is_saved_only_once_the_articles_are_handed_on(
+    server: FeedServer, session: aiohttp.ClientSession, metrics: Metrics
+) -> None:
+    server.handlers["/rss"] = good
+    wire = feed(server, "wire", "/rss")
+    state: dict[str, FeedState] = {}
+    poller = Poller([wire], state, metrics, LIMITS)
+    result = await poller.poll(session, wire)
+    # not handed on yet: a crash now must refetch the entries, so no ETag is saved...
+    assert "wire" not in state
+    # ...but the schedule already knows the feed was polled
+    assert poller.due(time.time()) == []
+    poller.settle([result])
+    assert state["wire"].etag == ETAG and poller.pending == {}
+    # a restarted poller (fresh pending) that never settled would fetch in full again
+    assert Poller([wire], {}, metrics, LIMITS).due(time.time()) == [wire]

@@ -95,3 +95,15 @@ def test_story_evidence_merges_per_rule(ruleset: RuleSet) -> None:
     event = assign(tag_article(headline, ruleset.tagger), index)
     hit = {h.rule_id: h for h in event.story.hits}["military-technical-response"]
     assert hit.in_title and hit.articles == 2
+
+
+def test_a_redelivered_article_changes_nothing(ruleset: RuleSet) -> None:
+    index, _, stories = fresh()
+    tagged = tag_article(article("Putin warns the West", WIRE), ruleset.tagger)
+    first = assign(tagged, index)
+    copy = assign(
+        tag_article(article("Putin warns the West", WIRE, source="b"), ruleset.tagger), index
+    )
+    again = assign(tagged, index)
+    assert again.replayed and not again.new_story and again.story.id == first.story.id
+    assert stories[first.story.id].articles == 2 == copy.story.articles
