@@ -11,7 +11,7 @@ from rich.table import Table
 
 from monitor import logs
 from monitor.errors import ConfigError, MonitorError, RuleLoadError
-from monitor.feeds.sources import load_feeds, sample_feeds_path
+from monitor.feeds.sources import FeedSource, load_feeds, sample_feeds_path
 from monitor.rules.ruleset import RuleSet, load_ruleset
 from monitor.rules.testing import run_rule_tests
 from monitor.settings import Settings
@@ -93,26 +93,11 @@ def run(
     from monitor.runtime.embedded import EmbeddedRuntime
     from monitor.runtime.summary import print_summary
 
-    overrides: dict[str, Any] = {
-        k: v
-        for k, v in dict(
-            feeds=feeds, rules=rules, state=state, jsonl=jsonl, metrics_port=metrics_port
-        ).items()
-        if v is not None
-    }
-    settings = Settings(**overrides)
-    logs.configure(settings.log_format, settings.log_level)
+    settings = _settings(
+        feeds=feeds, rules=rules, state=state, jsonl=jsonl, metrics_port=metrics_port
+    )
     ruleset = _load_rules_or_exit(settings.rules)
-    feed_file = settings.feeds or sample_feeds_path()
-    try:
-        sources = load_feeds(feed_file)
-    except RuleLoadError as exc:
-        for issue in exc.issues:
-            err.print(str(issue), markup=False, highlight=False)
-        raise typer.Exit(2) from None
-    except ConfigError as exc:
-        err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(2) from None
+    feed_file, sources = _feeds_or_exit(settings)
     try:
         runtime = EmbeddedRuntime(settings, ruleset, sources)
         report = asyncio.run(runtime.run(once=once))
@@ -120,6 +105,113 @@ def run(
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
     print_summary(out, runtime, report, feed_file)
+
+
+def _settings(**options: Any) -> Settings:
+    settings = Settings(**{k: v for k, v in options.items() if v is not None})
+    logs.configure(settings.log_format, settings.log_level)
+    return settings
+
+
+def _feeds_or_exit(settings: Settings) -> tuple[Path, list[FeedSource]]:
+    feed_file = settings.feeds or sample_feeds_path()
+    try:
+        return feed_file, load_feeds(feed_file)
+    except RuleLoadError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    except ConfigError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _require_kafka(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        err.print(
+            "error: MONITOR_KAFKA_BOOTSTRAP is not set (e.g. 127.0.0.1:9092; start a local broker "
+            "with deploy/kafka/broker start). Without Kafka, use `monitor run`.",
+            markup=False,
+        )
+        raise typer.Exit(2)
+    return settings.kafka_bootstrap
+
+
+@app.command()
+def poll(
+    once: Annotated[bool, typer.Option("--once", help="Poll every feed once, then exit.")] = False,
+    feeds: Annotated[Path | None, typer.Option(help="Feed list (YAML). Default: samples.")] = None,
+    state: Annotated[Path | None, typer.Option(help="SQLite file for feed state.")] = None,
+) -> None:
+    """Poll feeds and publish their articles to Kafka (topic news.articles)."""
+    import asyncio
+
+    from monitor.runtime.kafka_poll import run_poller
+
+    settings = _settings(feeds=feeds, state=state)
+    _require_kafka(settings)
+    _, sources = _feeds_or_exit(settings)
+    try:
+        report = asyncio.run(run_poller(settings, sources, once))
+    except MonitorError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    failing = ", ".join(f"{k} ({v})" for k, v in sorted(report.errors.items()))
+    out.print(
+        f"published {report.published} articles from {len(report.polls)} feeds"
+        + (f"; failing: {failing}" if failing else ""),
+        markup=False,
+        highlight=False,
+    )
+
+
+@app.command()
+def worker(
+    rules: Annotated[Path | None, typer.Option(help="Rules directory.")] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help="Append alerts to this JSON-lines file.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where this worker keeps its tables.")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port (127.0.0.1).")
+    ] = None,
+) -> None:
+    """Run the pipeline's Faust agents against Kafka; start more workers to scale out."""
+    import asyncio
+
+    from faust.worker import Worker
+    from prometheus_client import start_http_server
+
+    from monitor.metrics import Metrics
+    from monitor.runtime.faust_app import build_app
+    from monitor.runtime.topics import Topics, ensure_topics
+    from monitor.sinks.registry import build_route_sinks
+
+    settings = _settings(rules=rules, jsonl=jsonl, data_dir=data_dir, metrics_port=metrics_port)
+    bootstrap = _require_kafka(settings)
+    ruleset = _load_rules_or_exit(settings.rules)
+    try:
+        names = Topics(settings.kafka_topic_prefix)
+        partitions, replication = settings.kafka_partitions, settings.kafka_replication
+        asyncio.run(ensure_topics(bootstrap, partitions, replication, names))
+    except MonitorError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    metrics = Metrics()
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, settings.metrics_host, metrics.registry)
+    sinks, skipped = build_route_sinks(ruleset.routes, settings)
+    if not sinks:
+        err.print(
+            "error: no route has a working sink: " + "; ".join(skipped.values()), markup=False
+        )
+        raise typer.Exit(2)
+    faust_app = build_app(settings, ruleset, sinks, metrics)
+    level = "warning" if settings.log_level in {"warning", "error"} else "info"
+    # redirect_stdouts off: the console sink prints alerts to stdout, not into the log
+    Worker(faust_app, loglevel=level, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 
 def main() -> None:

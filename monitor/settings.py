@@ -23,7 +23,13 @@ class Settings(BaseSettings):
     no_color: bool = False
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    kafka_bootstrap: str | None = None
+    # Kafka runtime
+    kafka_bootstrap: str | None = Field(default=None, description="host:port[,host:port]")
+    kafka_partitions: int = Field(default=4, ge=1, le=1024)
+    kafka_replication: int = Field(default=1, ge=1, le=7)
+    kafka_group: str = Field(default="news-monitor", pattern=r"^[A-Za-z0-9._-]+$")
+    kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    data_dir: Path = Field(default=Path(".monitor/worker"), description="Worker table store")
     # Fetching
     fetch_timeout: float = Field(default=30.0, gt=0)
     fetch_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 import aiohttp
 from prometheus_client import start_http_server
 
-from monitor.errors import SinkConfigError
 from monitor.feeds.fetch import FetchLimits, client_session
 from monitor.feeds.poller import FeedState, Poller, PollResult, in_order, run_polling
 from monitor.feeds.sources import FeedSource
@@ -27,13 +26,12 @@ from monitor.metrics import Metrics
 from monitor.models import Alert, Article, DeadAlert, Story
 from monitor.pipeline.alerting import Thread
 from monitor.pipeline.cluster import Signed
-from monitor.rules.models import Route
 from monitor.rules.ruleset import RuleSet
 from monitor.runtime.delivery import Deliverer
 from monitor.runtime.stages import Pipeline
 from monitor.settings import Settings
 from monitor.sinks.base import Sink
-from monitor.sinks.registry import build_sink
+from monitor.sinks.registry import build_route_sinks
 from monitor.state.sqlite import Store
 
 _DONE = object()
@@ -55,26 +53,6 @@ class RunReport:
     skipped_routes: dict[str, str] = field(default_factory=dict)
 
 
-def build_sinks(routes: list[Route], settings: Settings, report: RunReport) -> dict[str, Sink]:
-    """One sink per sink name, shared by the routes naming it; routes whose sink cannot be built
-    are reported and skipped, the others work."""
-    built: dict[str, Sink | SinkConfigError] = {}
-    out: dict[str, Sink] = {}
-    for route in routes:
-        if route.sink not in built:
-            try:
-                built[route.sink] = build_sink(route.sink, settings)
-            except SinkConfigError as exc:
-                built[route.sink] = exc
-        sink = built[route.sink]
-        if isinstance(sink, SinkConfigError):
-            report.skipped_routes[route.name] = str(sink)
-            log.warning("route_skipped", route=route.name, sink=route.sink, reason=str(sink))
-        else:
-            out[route.name] = sink
-    return out
-
-
 class EmbeddedRuntime:
     def __init__(
         self,
@@ -89,7 +67,9 @@ class EmbeddedRuntime:
         self.report = RunReport()
         self.store = Store(settings.state)
         routes = ruleset.routes
-        self.sinks = sinks if sinks is not None else build_sinks(routes, settings, self.report)
+        if sinks is None:
+            sinks, self.report.skipped_routes = build_route_sinks(routes, settings)
+        self.sinks = sinks
         active = [r for r in routes if r.name in self.sinks]
         self.pipeline = Pipeline(
             ruleset,

@@ -3,11 +3,13 @@ SinkConfigError; the runtime reports the routes using it and skips them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
 from monitor.errors import SinkConfigError
+from monitor.logs import log
+from monitor.rules.models import Route
 from monitor.settings import Settings
 from monitor.sinks.base import Sink
 from monitor.sinks.console import ConsoleSink
@@ -33,3 +35,27 @@ def build_sink(name: str, settings: Settings) -> Sink:
     if factory is None:
         raise SinkConfigError(f"unknown sink {name!r} (known: {', '.join(sorted(SINKS))})")
     return factory(settings)
+
+
+def build_route_sinks(
+    routes: Sequence[Route], settings: Settings
+) -> tuple[dict[str, Sink], dict[str, str]]:
+    """One sink per sink name, shared by the routes naming it. Returns (route -> sink, skipped
+    route -> reason): a route whose sink cannot be built is reported and skipped, the others
+    work."""
+    built: dict[str, Sink | SinkConfigError] = {}
+    sinks: dict[str, Sink] = {}
+    skipped: dict[str, str] = {}
+    for route in routes:
+        if route.sink not in built:
+            try:
+                built[route.sink] = build_sink(route.sink, settings)
+            except SinkConfigError as exc:
+                built[route.sink] = exc
+        sink = built[route.sink]
+        if isinstance(sink, SinkConfigError):
+            skipped[route.name] = str(sink)
+            log.warning("route_skipped", route=route.name, sink=route.sink, reason=str(sink))
+        else:
+            sinks[route.name] = sink
+    return sinks, skipped

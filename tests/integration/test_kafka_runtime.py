@@ -1,0 +1,213 @@
+"""The scale-out runtime on a real Apache Kafka broker: pollers publish, Faust workers alert."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+from monitor.feeds.parse import parse_feed
+from monitor.feeds.sources import load_feeds, sample_feeds_path
+from monitor.models import Article
+from monitor.pipeline.dedupe import seen_before
+from tests.integration.kafka_support import (
+    Deployment,
+    decided_articles,
+    deployment,  # noqa: F401  (fixture)
+    produce,
+    read_topic,
+    wait_for,
+)
+from tests.integration.test_samples_cli import TRAPS
+
+NOW = datetime(2022, 3, 1, tzinfo=UTC)
+
+
+def sample_articles() -> list[Article]:
+    out = []
+    for feed in load_feeds(sample_feeds_path()):
+        data = Path(feed.url.removeprefix("file://")).read_bytes()
+        out.extend(parse_feed(data, feed, NOW))
+    return out
+
+
+def exact_duplicates(articles: list[Article]) -> set[str]:
+    seen: dict[str, str] = {}
+    return {a.id for a in sorted(articles, key=lambda a: a.published) if seen_before(a, seen)}
+
+
+def seed_alerts(alerts: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [a for a in alerts if "militarily and technically" in str(a["title"])]
+
+
+def final_levels(alerts: list[dict[str, object]]) -> Counter[str]:
+    """The level each alerted story ended at: independent of the order copies were processed."""
+    order = ["low", "medium", "high", "critical"]
+    best: dict[str, str] = {}
+    for a in alerts:
+        sid, level = str(a["story_id"]), str(a["level"])
+        if sid not in best or order.index(level) > order.index(best[sid]):
+            best[sid] = level
+    return Counter(best.values())
+
+
+def assert_invariants(d: Deployment, published: list[Article]) -> list[dict[str, object]]:
+    alerts = d.alerts()
+    ids = [a["alert_id"] for a in alerts]
+    assert len(ids) == len(set(ids)), "an alert was delivered twice"
+    missing = {a.id for a in published} - decided_articles(d) - exact_duplicates(published)
+    assert not missing, f"{len(missing)} articles never reached a decision"
+    opened = Counter(str(a["story_id"]) for a in alerts if a["kind"] == "opened")
+    assert all(n == 1 for n in opened.values()), "a story was opened twice"
+    return alerts
+
+
+def test_poll_and_worker_alert_the_seed_story_once(deployment: Deployment) -> None:
+    d = deployment
+    d.start_worker()
+    poll = d.poll_once()
+    assert poll.returncode == 0, poll.stderr
+    assert "published 56 articles from 6 feeds" in poll.stdout
+    started = time.monotonic()
+    wait_for(
+        lambda: any(a["level"] == "critical" for a in seed_alerts(d.alerts())),
+        60,
+        "the seed story's alerts",
+        d,
+    )
+    assert time.monotonic() - started < 60
+    published = sample_articles()
+    wait_for(
+        lambda: len(decided_articles(d)) >= len(published) - len(exact_duplicates(published)),
+        60,
+        "every article decided",
+        d,
+    )
+    alerts = assert_invariants(d, published)
+    seed = seed_alerts(alerts)
+    assert [a["kind"] for a in seed].count("opened") == 1
+    assert {a["story_id"] for a in seed} == {seed[0]["story_id"]}
+    assert "military-technical-response" in seed[-1]["rules"]  # type: ignore[operator]
+    for alert in alerts:
+        assert not any(t in str(alert["title"]).lower() for t in TRAPS), alert["title"]
+    # the same alerts as the embedded runtime, story for story, by final level
+    from tests.integration.test_samples_cli import monitor
+
+    embedded = d.root / "embedded.jsonl"
+    run = monitor("run", "--once", "--state", str(d.root / "e.db"), "--jsonl", str(embedded))
+    assert run.returncode == 0
+    expected = [json.loads(x) for x in embedded.read_text().splitlines()]
+    settle(d, expected)
+
+
+def settle(d: Deployment, expected: list[dict[str, object]]) -> None:
+    """Wait for the last alerts to land, then compare story by story with the embedded run."""
+    try:
+        wait_for(lambda: final_levels(d.alerts()) == final_levels(expected), 20, "final levels", d)
+    except AssertionError:
+        got = sorted((str(a["title"])[:60], a["kind"], a["level"]) for a in d.alerts())
+        want = sorted((str(a["title"])[:60], a["kind"], a["level"]) for a in expected)
+        raise AssertionError(f"kafka:\n{got}\nembedded:\n{want}") from None
+
+
+def test_poison_records_go_to_the_dead_letter_topic(deployment: Deployment) -> None:
+    d = deployment
+    d.start_worker()
+    good = sample_articles()[0]
+    produce(d, "news.articles", [(b"junk", b"\xff\xfe not json"), (b"half", b'{"id": "x"}')])
+    produce(d, "news.stories", [(b"s", b"[1, 2, 3]")])
+    produce(d, "news.alerts", [(b"a", b'{"alert": "no"}')])
+    produce(d, "news.articles", [(good.id.encode(), good.model_dump_json().encode())])
+    wait_for(lambda: len(read_topic(d, "news.deadletter")) >= 4, 60, "4 dead letters", d)
+    dead = [json.loads(v) for _, v in read_topic(d, "news.deadletter")]
+    assert sorted(x["stage"] for x in dead) == ["alerting", "deliver", "ingest", "ingest"]
+    assert all(x["error"] and x["topic"].startswith(d.prefix) for x in dead)
+    assert any("\ufffd" in x["value"] or "not json" in x["value"] for x in dead)
+    # the agent carried on: the good article behind the poison reached its story
+    wait_for(lambda: good.id in decided_articles(d), 30, "the good article", d)
+    assert all(p.poll() is None for p in d.workers), "a worker died on poison"
+
+
+def test_two_workers_share_the_work_without_duplicates(deployment: Deployment) -> None:
+    d = deployment
+    d.start_worker("w1")
+    d.start_worker("w2")
+    time.sleep(8)  # both join the group before the articles arrive
+    assert d.poll_once().returncode == 0
+    published = sample_articles()
+    wait_for(
+        lambda: len(decided_articles(d)) >= len(published) - len(exact_duplicates(published)),
+        90,
+        "every article decided",
+        d,
+    )
+    wait_for(lambda: len(seed_alerts(d.alerts())) >= 2, 30, "the seed alerts", d)
+    time.sleep(3)  # let the last alerts land
+    alerts = assert_invariants(d, published)
+    from tests.integration.test_samples_cli import monitor
+
+    embedded = d.root / "embedded.jsonl"
+    assert (
+        monitor(
+            "run", "--once", "--state", str(d.root / "e.db"), "--jsonl", str(embedded)
+        ).returncode
+        == 0
+    )
+    expected = [json.loads(x) for x in embedded.read_text().splitlines()]
+    settle(d, expected)
+    # both workers did some of the work
+    logs = [(d.root / f"{w}.log").read_text() for w in ("w1", "w2")]
+    assert all(log.strip() for log in logs)
+
+
+def corpus_articles(limit: int) -> list[Article]:
+    from tests.conftest import corpus
+
+    root = corpus("news-2021")
+    out: list[Article] = []
+    from monitor.feeds.canonical import canonical_url
+    from monitor.feeds.html import html_to_text, one_line
+    from monitor.feeds.parse import article_id
+
+    for path in sorted(root.glob("*/*.json")):
+        source = path.name.split(".")[1] if "." in path.name else path.stem
+        for e in json.loads(path.read_text()):
+            url = canonical_url(e["link"])
+            title, body = one_line(e["title"] or ""), html_to_text(e.get("description") or "")
+            when = datetime.fromisoformat(e["date_published"])
+            out.append(
+                Article(
+                    id=article_id(source, url, "", title, body),
+                    source=source,
+                    url=url,
+                    title=title,
+                    body=body,
+                    published=when,
+                    fetched_at=NOW,
+                )
+            )
+            if len(out) >= limit:
+                return out
+    return out
+
+
+def test_sigkill_and_restart_lose_nothing_and_repeat_nothing(deployment: Deployment) -> None:
+    d = deployment
+    worker = d.start_worker("w1")
+    published = sample_articles() + corpus_articles(1500)
+    produce(d, "news.articles", [(a.id.encode(), a.model_dump_json().encode()) for a in published])
+    target = len(published) - len(exact_duplicates(published))
+    wait_for(lambda: len(decided_articles(d)) >= target // 3, 120, "a third decided", d)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    before = len(decided_articles(d))
+    assert before < target, "the stream finished before the kill; raise the volume"
+    d.start_worker("w1")  # same data dir: local tables plus the changelog
+    wait_for(lambda: len(decided_articles(d)) >= target, 180, "every article decided", d)
+    time.sleep(3)
+    alerts = assert_invariants(d, published)
+    assert [a["kind"] for a in seed_alerts(alerts)].count("opened") == 1
