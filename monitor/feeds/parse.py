@@ -76,6 +76,7 @@ def parse_feed(
             raise ParseError(source.name, f"not a feed ({detail})")
         return []
     out: list[Article] = []
+    ids: set[str] = set()
     for entry in entries:
         title = one_line(entry.get("title", "") or "")[:_MAX_TITLE]
         body = _body(entry)
@@ -88,9 +89,13 @@ def parse_feed(
         if not title:
             title = " ".join(body.split()[:12]) or link
         url = canonical_url(link) if link else ""
+        aid = article_id(source.name, url, guid, title, body)
+        if aid in ids:  # the same page listed twice in one feed is one article
+            continue
+        ids.add(aid)
         out.append(
             Article(
-                id=article_id(source.name, url, guid, title, body),
+                id=aid,
                 source=source.name,
                 url=url,
                 guid=guid,

@@ -16,7 +16,7 @@ from datasketch import MinHashLSH
 from pydantic import BaseModel, ConfigDict
 
 from monitor.models import Article, Match, RuleHit, Story, StoryEvent, TaggedArticle
-from monitor.pipeline.signature import NUM_PERM, from_values
+from monitor.pipeline.signature import NUM_PERM, from_values, similarity
 
 SIMILARITY = 0.5  # estimated Jaccard of lead shingles above which two articles are one story
 STORY_WINDOW = timedelta(days=3)  # a story quiet this long is closed; later copies start anew
@@ -64,7 +64,7 @@ class StoryIndex:
             story = self.stories.get(signed.story_id)
             if story is None or now - story.last_seen > self.window:
                 continue
-            score = probe.jaccard(from_values(signed.values))
+            score = similarity(values, signed.values)
             if score >= self.similarity and (best is None or score > best[1]):
                 best = (signed.story_id, score)
         return best

@@ -29,13 +29,24 @@ def exact_keys(article: Article) -> list[str]:
     return keys
 
 
+def occurrence(article: Article) -> str:
+    """One fetch of one article. A later poll that serves the article again is another
+    occurrence (a duplicate); the *same* record delivered twice (Kafka's at-least-once replay
+    after a crash) is the same occurrence and must go through again, or it would be lost."""
+    return f"{article.id}|{article.fetched_at.isoformat()}"
+
+
 def seen_before(article: Article, seen: MutableMapping[str, str]) -> str | None:
-    """The id of an earlier article this one duplicates exactly; otherwise record it, None."""
+    """The id of an earlier article this one duplicates exactly; otherwise record it, None.
+
+    Replay-safe: the table may be written before the stage's output is acknowledged, because
+    a replayed record finds its own occurrence there and passes."""
     keys = exact_keys(article)
+    mine = occurrence(article)
     for key in keys:
         earlier = seen.get(key)
-        if earlier is not None:
-            return earlier
+        if earlier is not None and earlier != mine:
+            return earlier.split("|", 1)[0]
     for key in keys:
-        seen[key] = article.id
+        seen[key] = mine
     return None

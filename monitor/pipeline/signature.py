@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from datasketch import MinHash
+from datasketch import LeanMinHash, MinHash
 
 NUM_PERM = 128
 SHINGLE = 3
@@ -27,16 +27,26 @@ def shingles(title_stems: Sequence[str], body_stems: Sequence[str]) -> set[bytes
     return {" ".join(words[i : i + SHINGLE]).encode() for i in range(len(words) - SHINGLE + 1)}
 
 
+# The permutations depend only on (num_perm, seed, scheme): generate them once, not per article.
+_PERMUTATIONS = MinHash(num_perm=NUM_PERM, seed=_SEED, scheme=_SCHEME).permutations
+
+
 def minhash(shingle_set: set[bytes]) -> MinHash:
-    m = MinHash(num_perm=NUM_PERM, seed=_SEED, scheme=_SCHEME)
+    m = MinHash(num_perm=NUM_PERM, seed=_SEED, scheme=_SCHEME, permutations=_PERMUTATIONS)
     if shingle_set:
         m.update_batch(list(shingle_set))
     return m
 
 
-def from_values(values: Sequence[int]) -> MinHash:
-    values_arr = np.asarray(values, dtype=np.uint64)
-    return MinHash(num_perm=NUM_PERM, seed=_SEED, hashvalues=values_arr, scheme=_SCHEME)
+def from_values(values: Sequence[int]) -> LeanMinHash:
+    """A stored signature back as a MinHash for the LSH. LeanMinHash: a full MinHash would
+    regenerate its 128 permutations on every construction, which dominated clustering time."""
+    return LeanMinHash(seed=_SEED, hashvalues=np.asarray(values, dtype=np.uint64), scheme=_SCHEME)
+
+
+def similarity(a: Sequence[int], b: Sequence[int]) -> float:
+    """Estimated Jaccard similarity of two signatures: the share of equal hash values."""
+    return float(np.mean(np.asarray(a, dtype=np.uint64) == np.asarray(b, dtype=np.uint64)))
 
 
 def signature(title_stems: Sequence[str], body_stems: Sequence[str]) -> tuple[int, ...]:

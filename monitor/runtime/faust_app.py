@@ -5,11 +5,13 @@
                                                             (undeliverable: news.alerts.dead)
 
 The agents only decode, call the same stage code as the embedded runtime (monitor.runtime.stages)
-and send on. Guarantee: at-least-once. A stage's table writes are *staged* and applied only
-after its outputs are acknowledged by the broker, so a crash replays rather than loses; replays
-are absorbed downstream (clustering ignores an article it already placed, alert ids are
-deterministic, the delivery ledger drops what was sent). Faust's exactly_once mode is not used:
-it has open bugs.
+and send on. Guarantee: at-least-once. After a crash the uncommitted input is replayed, and a
+stage's table may already hold what the replayed record wrote while its output was lost; so
+every stage is replay-safe: exact dedupe lets the same occurrence of an article through again,
+clustering reports an article it already placed without counting it twice, alerting raises the
+alert of the story event that last changed a thread again (same deterministic id), and the
+delivery ledger drops an alert id already sent to a route. Faust's exactly_once mode is not
+used: it has open bugs.
 
 A record that fails to decode or to process goes to ``news.deadletter`` with the error, is
 counted, and the agent carries on.
@@ -37,7 +39,6 @@ from monitor.runtime.topics import Topics
 from monitor.settings import Settings
 from monitor.sinks.base import Sink
 from monitor.state.sqlite import ModelTable
-from monitor.state.staged import Staged
 
 M = TypeVar("M", bound=BaseModel)
 _PRUNE_EVERY = 500
@@ -56,6 +57,7 @@ def build_app(
         topic_partitions=n,
         topic_replication_factor=settings.kafka_replication,
         producer_acks=-1,
+        producer_linger_ms=2,  # lets a batch's records share produce requests
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         broker_commit_interval=1.0,  # a killed worker replays at most about a second of input
@@ -74,8 +76,8 @@ def build_app(
     t_alerts_dead = topic(names.alerts_dead, 1)
     t_dead = topic(names.dead_letters, 1)
 
-    seen = Staged(app.Table("seen", partitions=n))
-    threads = Staged(ModelTable(app.Table("threads", partitions=n), Thread))
+    seen = app.Table("seen", partitions=n)
+    threads = ModelTable(app.Table("threads", partitions=n), Thread)
     active = [r for r in ruleset.routes if r.name in sinks]
     pipe = Pipeline(
         ruleset,
@@ -88,10 +90,9 @@ def build_app(
     )
     deliverer = Deliverer(sinks, app.Table("ledger", partitions=n), metrics)
 
-    async def send(topic: faust.TopicT, key: str, value: BaseModel) -> None:
-        """Send and wait for the broker's acknowledgement."""
-        fut = await topic.send(key=key.encode(), value=value.model_dump_json().encode())
-        await fut
+    async def send(topic: faust.TopicT, key: str, value: BaseModel) -> Any:
+        """Queue a record; returns the future of its acknowledgement."""
+        return await topic.send(key=key.encode(), value=value.model_dump_json().encode())
 
     async def dead_letter(event: Any, stage: str, error: str) -> None:
         metrics.dead_letters.labels(stage).inc()
@@ -119,6 +120,9 @@ def build_app(
             except (ValidationError, ValueError, TypeError) as exc:
                 await dead_letter(event, stage, f"cannot decode {model.__name__}: {exc}")
 
+    # Outputs are sent without waiting for each acknowledgement: Faust flushes the producer
+    # before it commits the input offsets, and every stage is replay-safe (see module doc).
+
     @app.agent(t_articles, name="ingest")
     async def ingest(stream: Any) -> None:
         async for event, article in records(stream, Article, "ingest"):
@@ -126,9 +130,7 @@ def build_app(
                 tagged = pipe.ingest(article)
                 if tagged is not None:
                     await send(t_candidates, article.id, tagged)
-                seen.flush()
             except Exception as exc:
-                seen.discard()
                 await dead_letter(event, "ingest", f"{type(exc).__name__}: {exc}")
 
     processed = {"n": 0}
@@ -137,7 +139,7 @@ def build_app(
     async def cluster(stream: Any) -> None:
         async for event, tagged in records(stream, TaggedArticle, "cluster"):
             try:
-                story_event = pipe.cluster(tagged)  # replay-safe: state first is fine here
+                story_event = pipe.cluster(tagged)
                 await send(t_stories, story_event.story.id, story_event)
                 processed["n"] += 1
                 if processed["n"] % _PRUNE_EVERY == 0:
@@ -151,9 +153,7 @@ def build_app(
             try:
                 for alert in pipe.alert(story_event):
                     await send(t_alerts, alert.story_id, alert)
-                threads.flush()
             except Exception as exc:
-                threads.discard()
                 await dead_letter(event, "alerting", f"{type(exc).__name__}: {exc}")
 
     @app.agent(t_alerts, name="deliver")

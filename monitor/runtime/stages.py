@@ -83,7 +83,8 @@ class Pipeline:
             pass
         elif event.new_story:
             self.counts.stories += 1
-            self.metrics.stories_active.set(len(self.index.stories))
+            # inc, not len(): counting a RocksDB-backed table walks every key
+            self.metrics.stories_active.inc()
         else:
             self.counts.near_duplicates += 1
             self.metrics.duplicates.labels("near").inc()

@@ -17,7 +17,7 @@ from monitor.pipeline.dedupe import seen_before
 from tests.integration.kafka_support import (
     Deployment,
     decided_articles,
-    deployment,  # noqa: F401  (fixture)
+    deployment,  # noqa: F401  (a fixture, used by name)
     produce,
     read_topic,
     wait_for,

@@ -18,7 +18,7 @@ SAMPLE_COUNTS = {
     "harbour-times": 10,
     "eastern-ledger": 9,
     "capital-observer": 8,
-    "daily-courier": 11,
+    "daily-courier": 9,  # 11 items: two pages are listed twice (tracking link, repeated guid)
     "metro-digest": 8,
 }
 
@@ -85,9 +85,10 @@ def test_script_content_never_reaches_the_text() -> None:
 def test_ids_are_stable_and_follow_the_page() -> None:
     first, again = sample("daily-courier"), sample("daily-courier")
     assert [a.id for a in first] == [a.id for a in again]
-    # The same page is the same article whatever feed it came through, tracking links and all.
+    # The same page is the same article whatever feed it came through, tracking links and all;
+    # listed twice in one feed (once with utm_ parameters), it is one article.
     gale = [a for a in first if a.title.startswith("Gale warning")]
-    assert len(gale) == 2 and gale[0].id == gale[1].id
+    assert len(gale) == 1
     other = parse_feed((SAMPLES / "daily-courier.xml").read_bytes(), source("other"), FETCHED_AT)
     assert {a.id for a in other} == {a.id for a in first}
 

@@ -62,8 +62,8 @@ def test_removed_rules_count_for_nothing() -> None:
     assert score_story(story(hit("gone")), RULES, SCORING).value == 0
 
 
-def event(s: Story) -> StoryEvent:
-    return StoryEvent(story=s, article=article("t"), new_story=True, new_source=True)
+def event(s: Story, copy: str = "t") -> StoryEvent:
+    return StoryEvent(story=s, article=article(copy), new_story=True, new_source=True)
 
 
 NOW = datetime(2021, 12, 14, 13, tzinfo=UTC)
@@ -75,8 +75,8 @@ def test_opened_once_then_escalated_per_route() -> None:
     first = decide(event(low), RULES, SCORING, ROUTES, threads, NOW)
     assert [(a.route, a.kind, a.level) for a in first] == [("all", "opened", Level.low)]
     assert first[0].labels == {"kind": "war"}
-    # the same story, same level, more copies: nothing
-    assert decide(event(low), RULES, SCORING, ROUTES, threads, NOW) == []
+    # the same story, same level, another copy: nothing
+    assert decide(event(low, "copy 2"), RULES, SCORING, ROUTES, threads, NOW) == []
     high = story(hit("mt", True), hit("inv"), sources=("a", "b", "c"))  # 60+9+20 = 89
     second = decide(event(high), RULES, SCORING, ROUTES, threads, NOW)
     assert [(a.route, a.kind, a.level, a.previous_level) for a in second] == [
@@ -91,3 +91,17 @@ def test_alert_ids_are_deterministic() -> None:
     a = decide(event(story(hit("inv"))), RULES, SCORING, ROUTES, {}, NOW)
     b = decide(event(story(hit("inv"))), RULES, SCORING, ROUTES, {}, NOW)
     assert a[0].id == b[0].id == alert_id("s-1", "all", "opened", Level.low)
+
+
+def test_a_replayed_event_raises_the_same_alert_again() -> None:
+    # at-least-once: the event that opened the thread is redelivered after a crash; its alert
+    # may never have gone out, so it is raised again with the same id (the ledger drops repeats)
+    threads: dict[str, Thread] = {}
+    first = decide(event(story(hit("inv"))), RULES, SCORING, ROUTES, threads, NOW)
+    again = decide(event(story(hit("inv"))), RULES, SCORING, ROUTES, threads, NOW)
+    assert [a.id for a in again] == [a.id for a in first]
+    assert threads["s-1|all"].alerts == 1
+    # once a later event has changed the thread, the old one is no longer the last: nothing
+    high = story(hit("mt", True), hit("inv"), sources=("a", "b", "c"))
+    decide(event(high, "copy 3"), RULES, SCORING, ROUTES, threads, NOW)
+    assert decide(event(story(hit("inv"))), RULES, SCORING, ROUTES, threads, NOW) == []

@@ -1,0 +1,234 @@
+"""Throughput and latency of the Kafka runtime, on a real broker, against a bare aiokafka loop.
+
+In one run, on the same broker and the same records:
+  * the pipeline: a `monitor worker` process (Faust agents: ingest -> cluster -> alerting ->
+    deliver) consumes N articles; throughput = N / (first publish .. last story decision);
+  * the baseline: a bare aiokafka consume -> produce -> commit loop over the same N records
+    (batch by batch, acks awaited before committing: the same at-least-once guarantee, none of
+    the work);
+  * latency: articles published at a steady 100/s, each one a new alerting story; latency is
+    publish -> alert line written by the JSON-lines sink.
+
+Prints the pipeline's articles/s, its ratio to the bare loop (target >= 0.5), and latency
+p50/p99 (target p99 < 1 s). Needs a broker: deploy/kafka/broker start.
+Environment: MONITOR_KAFKA_BOOTSTRAP (default 127.0.0.1:9092), BENCH_ARTICLES (default 3000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from monitor.feeds.canonical import canonical_url  # noqa: E402
+from monitor.feeds.html import html_to_text, one_line  # noqa: E402
+from monitor.feeds.parse import article_id  # noqa: E402
+from monitor.models import Article  # noqa: E402
+from monitor.runtime.topics import Topics, ensure_topics  # noqa: E402
+
+BOOTSTRAP = os.environ.get("MONITOR_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+N = int(os.environ.get("BENCH_ARTICLES", "3000"))
+CORPUS = REPO.parent / "shared" / "corpus" / "news-2021"
+PARTITIONS = 4
+
+
+def corpus_articles(n: int) -> list[Article]:
+    """Real headlines and teasers (distinct ids), cycled with a suffix if n exceeds the corpus."""
+    entries = []
+    for path in sorted(CORPUS.glob("*/*.json")):
+        entries.extend((path.name.split(".")[1], e) for e in json.loads(path.read_text()))
+    if not entries:
+        raise SystemExit(f"corpus not found at {CORPUS}")
+    out = []
+    now = datetime.now(UTC)
+    for i in range(n):
+        source, e = entries[i % len(entries)]
+        round_ = i // len(entries)
+        url = canonical_url(e["link"]) + (f"?copy={round_}" if round_ else "")
+        title = one_line(e["title"] or "") + (f" ({round_})" if round_ else "")
+        body = html_to_text(e.get("description") or "")
+        out.append(Article(id=article_id(source, url, "", title, body), source=source, url=url,
+                           title=title, body=body,
+                           published=datetime.fromisoformat(e["date_published"]), fetched_at=now))
+    return out
+
+
+async def produce(topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=5)
+    await producer.start()
+    try:
+        await asyncio.gather(*[await producer.send(topic, v, key=k) for k, v in records])
+    finally:
+        await producer.stop()
+
+
+async def end_offsets(topic: str) -> tuple[int, float]:
+    """Records in a topic, and the newest record's timestamp (seconds)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        newest = 0.0
+        consumer.assign(tps)
+        for tp, end in ends.items():
+            if end:
+                consumer.seek(tp, end - 1)
+                batch = await consumer.getmany(tp, timeout_ms=2000)
+                for rec in batch.get(tp, []):
+                    newest = max(newest, rec.timestamp / 1000)
+        return sum(ends.values()), newest
+    finally:
+        await consumer.stop()
+
+
+async def bare_loop(records: list[tuple[bytes, bytes]]) -> float:
+    prefix = f"bench{uuid.uuid4().hex[:8]}-"
+    src, dst = f"{prefix}in", f"{prefix}out"
+    await ensure_topics(BOOTSTRAP, PARTITIONS, 1, Topics(prefix))  # creates prefixed news.* too
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    await admin.create_topics([NewTopic(src, PARTITIONS, 1), NewTopic(dst, PARTITIONS, 1)])
+    await admin.close()
+    await produce(src, records)
+    consumer = AIOKafkaConsumer(src, bootstrap_servers=BOOTSTRAP, group_id=f"{prefix}g",
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    done = 0
+    started = time.perf_counter()
+    try:
+        while done < len(records):
+            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+            futures = []
+            for recs in batch.values():
+                for r in recs:
+                    value = Article.model_validate_json(r.value).model_dump_json().encode()
+                    futures.append(await producer.send(dst, value, key=r.key))
+            await asyncio.gather(*futures)
+            await consumer.commit()
+            done += len(futures)
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def start_worker(prefix: str, root: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MONITOR_KAFKA_BOOTSTRAP": BOOTSTRAP, "MONITOR_KAFKA_TOPIC_PREFIX": prefix,
+           "MONITOR_KAFKA_GROUP": f"{prefix}group", "MONITOR_KAFKA_PARTITIONS": str(PARTITIONS),
+           "MONITOR_LOG_FORMAT": "json", "MONITOR_LOG_LEVEL": "warning"}
+    log = (root / "worker.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "worker", "--jsonl", str(root / "alerts.jsonl"),
+         "--data-dir", str(root / "data"), "--rules", str(REPO / "alert_rules")],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+
+
+async def wait_count(topic: str, count: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n, newest = await end_offsets(topic)
+        if n >= count:
+            return newest
+        await asyncio.sleep(0.25)
+    raise SystemExit(f"timed out waiting for {count} records on {topic}")
+
+
+async def pipeline(records: list[tuple[bytes, bytes]], prefix: str) -> float:
+    names = Topics(prefix)
+    warm = corpus_articles(1)[0].model_copy(update={"id": "warm-up", "url": "https://w.example/"})
+    await produce(names.articles, [(b"warm-up", warm.model_dump_json().encode())])
+    await wait_count(names.stories, 1, 120)  # the worker is up and has its partitions
+    started = time.time()
+    await produce(names.articles, records)
+    newest = await wait_count(names.stories, len(records) + 1, 600)
+    return len(records) / (newest - started)
+
+
+async def latency(prefix: str, root: Path, rate: float = 100.0, seconds: float = 10.0) -> list[float]:
+    names = Topics(prefix)
+    jsonl = root / "alerts.jsonl"
+    before = len(jsonl.read_text().splitlines()) if jsonl.exists() else 0
+    sent: dict[str, float] = {}
+    producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, linger_ms=0)
+    await producer.start()
+    total = int(rate * seconds)
+    start = time.time()
+    for i in range(total):
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - time.time()))
+        tag = uuid.uuid4().hex[:12]
+        now = datetime.now(UTC)
+        title = f"Russia launches missile strikes on the city of Zor{tag}"
+        a = Article(id=f"lat-{tag}", source=f"outlet{i % 7}", url=f"https://o.example/{tag}",
+                    title=title, body=f"Missiles struck {tag} overnight, officials said.",
+                    published=now, fetched_at=now)
+        sent[title] = time.time()
+        await producer.send(names.articles, a.model_dump_json().encode(), key=a.id.encode())
+    await producer.stop()
+    latencies: list[float] = []
+    seen: set[str] = set()
+    deadline = time.time() + 60
+    while len(seen) < total and time.time() < deadline:
+        lines = jsonl.read_text().splitlines()[before:]
+        now = time.time()
+        for line in lines:
+            rec = json.loads(line)
+            if rec["title"] in sent and rec["title"] not in seen and rec["kind"] == "opened":
+                seen.add(rec["title"])
+                latencies.append(now - sent[rec["title"]])
+        await asyncio.sleep(0.01)
+    if len(seen) < total:
+        print(f"warning: only {len(seen)} of {total} latency alerts arrived")
+    return latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def main() -> None:
+    arts = corpus_articles(N)
+    records = [(a.id.encode(), a.model_dump_json().encode()) for a in arts]
+    bare = await bare_loop(records)
+    prefix = f"bench{uuid.uuid4().hex[:8]}-"
+    await ensure_topics(BOOTSTRAP, PARTITIONS, 1, Topics(prefix))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        worker = start_worker(prefix, root)
+        try:
+            rate = await pipeline(records, prefix)
+            lat = await latency(prefix, root)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    print(f"articles: {N} (news-2021 corpus), partitions: {PARTITIONS}, one worker")
+    print(f"bare aiokafka loop:  {bare:8.0f} records/s")
+    print(f"pipeline:            {rate:8.0f} articles/s")
+    print(f"ratio pipeline/bare: {rate / bare:8.2f}   (target >= 0.5)")
+    if lat:
+        print(f"latency at 100/s, publish -> alert delivered: p50 {pct(lat, 0.5) * 1000:.0f} ms, "
+              f"p99 {pct(lat, 0.99) * 1000:.0f} ms over {len(lat)} alerts   (target p99 < 1 s)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
