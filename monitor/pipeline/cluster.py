@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from datetime import datetime, timedelta
+from typing import Any
 
+import numpy as np
 from datasketch import MinHashLSH
 from pydantic import BaseModel, ConfigDict
 
 from monitor.models import Article, Match, RuleHit, Story, StoryEvent, TaggedArticle
-from monitor.pipeline.signature import NUM_PERM, from_values, similarity
+from monitor.pipeline.signature import NUM_PERM, from_values
 
 SIMILARITY = 0.5  # estimated Jaccard of lead shingles above which two articles are one story
 STORY_WINDOW = timedelta(days=3)  # a story quiet this long is closed; later copies start anew
@@ -34,8 +36,10 @@ class Signed(BaseModel):
 class StoryIndex:
     """Stories and the LSH over their articles' signatures.
 
-    ``signatures`` and ``stories`` are the durable state (SQLite or Faust tables); the LSH is an
-    in-memory index derived from ``signatures`` and rebuilt from it on start.
+    ``signatures`` and ``stories`` are the durable state (SQLite or Faust tables). The LSH and a
+    copy of each signature (as a numpy row, for vectorised similarity) are in memory, derived
+    from ``signatures`` and rebuilt from it on start: candidate verification must not read the
+    table once per candidate, as templated headlines ("Live: ...") bring hundreds.
     """
 
     def __init__(
@@ -50,42 +54,50 @@ class StoryIndex:
         self.similarity = similarity
         self.window = window
         self.lsh = MinHashLSH(threshold=similarity, num_perm=NUM_PERM)
+        self._memory: dict[str, tuple[str, np.ndarray[Any, np.dtype[np.uint64]]]] = {}
         for key, signed in signatures.items():
-            self.lsh.insert(key, from_values(signed.values), check_duplication=False)
+            self._remember(key, signed)
+
+    def _remember(self, key: str, signed: Signed) -> None:
+        values = np.asarray(signed.values, dtype=np.uint64)
+        self._memory[key] = (signed.story_id, values)
+        self.lsh.insert(key, from_values(values), check_duplication=False)
 
     def nearest(self, values: tuple[int, ...], now: datetime) -> tuple[str, float] | None:
         """The open story most similar to ``values`` (similarity >= threshold), if any."""
-        probe = from_values(values)
-        best: tuple[str, float] | None = None
-        for key in self.lsh.query(probe):
-            signed = self.signatures.get(key)
-            if signed is None:
-                continue
-            story = self.stories.get(signed.story_id)
-            if story is None or now - story.last_seen > self.window:
-                continue
-            score = similarity(values, signed.values)
-            if score >= self.similarity and (best is None or score > best[1]):
-                best = (signed.story_id, score)
-        return best
+        probe = np.asarray(values, dtype=np.uint64)
+        keys = [k for k in self.lsh.query(from_values(probe)) if k in self._memory]
+        if not keys:
+            return None
+        matrix = np.stack([self._memory[k][1] for k in keys])
+        scores = (matrix == probe).mean(axis=1)
+        for i in np.argsort(-scores, kind="stable"):
+            score = float(scores[i])
+            if score < self.similarity:
+                break
+            story_id = self._memory[keys[i]][0]
+            story = self.stories.get(story_id)
+            if story is not None and now - story.last_seen <= self.window:
+                return story_id, score
+        return None
 
     def add(self, article_id: str, signed: Signed) -> None:
-        if article_id in self.signatures:
+        if article_id in self._memory:
             return
         self.signatures[article_id] = signed
-        self.lsh.insert(article_id, from_values(signed.values), check_duplication=False)
+        self._remember(article_id, signed)
 
     def prune(self, now: datetime) -> int:
         """Forget stories (and their signatures) quiet for longer than the window."""
         cutoff = now - self.window
-        stale = [k for k, s in self.stories.items() if s.last_seen < cutoff]
+        stale = {k for k, s in self.stories.items() if s.last_seen < cutoff}
         for key in stale:
             del self.stories[key]
-        dropped = [k for k, s in self.signatures.items() if s.story_id not in self.stories]
+        dropped = [k for k, (story_id, _) in self._memory.items() if story_id in stale]
         for key in dropped:
-            del self.signatures[key]
-            if key in self.lsh:
-                self.lsh.remove(key)
+            self.signatures.pop(key, None)
+            del self._memory[key]
+            self.lsh.remove(key)
         return len(stale)
 
 

@@ -8,6 +8,7 @@ paragraph or wraps the page in boilerplate; whole-body shingles would let those 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from datasketch import LeanMinHash, MinHash
@@ -38,15 +39,10 @@ def minhash(shingle_set: set[bytes]) -> MinHash:
     return m
 
 
-def from_values(values: Sequence[int]) -> LeanMinHash:
+def from_values(values: Sequence[int] | np.ndarray[Any, Any]) -> LeanMinHash:
     """A stored signature back as a MinHash for the LSH. LeanMinHash: a full MinHash would
     regenerate its 128 permutations on every construction, which dominated clustering time."""
     return LeanMinHash(seed=_SEED, hashvalues=np.asarray(values, dtype=np.uint64), scheme=_SCHEME)
-
-
-def similarity(a: Sequence[int], b: Sequence[int]) -> float:
-    """Estimated Jaccard similarity of two signatures: the share of equal hash values."""
-    return float(np.mean(np.asarray(a, dtype=np.uint64) == np.asarray(b, dtype=np.uint64)))
 
 
 def signature(title_stems: Sequence[str], body_stems: Sequence[str]) -> tuple[int, ...]:
