@@ -12,6 +12,7 @@ from rich.table import Table
 from monitor import logs
 from monitor.errors import ConfigError, MonitorError, RuleLoadError
 from monitor.feeds.sources import FeedSource, load_feeds, sample_feeds_path
+from monitor.metrics import Metrics
 from monitor.rules.ruleset import RuleSet, load_ruleset
 from monitor.rules.testing import run_rule_tests
 from monitor.settings import Settings
@@ -126,6 +127,15 @@ def _feeds_or_exit(settings: Settings) -> tuple[Path, list[FeedSource]]:
         raise typer.Exit(2) from None
 
 
+def _serve_metrics(settings: Settings) -> Metrics:
+    from prometheus_client import start_http_server
+
+    metrics = Metrics()
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, settings.metrics_host, metrics.registry)
+    return metrics
+
+
 def _require_kafka(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
         err.print(
@@ -142,17 +152,21 @@ def poll(
     once: Annotated[bool, typer.Option("--once", help="Poll every feed once, then exit.")] = False,
     feeds: Annotated[Path | None, typer.Option(help="Feed list (YAML). Default: samples.")] = None,
     state: Annotated[Path | None, typer.Option(help="SQLite file for feed state.")] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve Prometheus metrics on this port (127.0.0.1).")
+    ] = None,
 ) -> None:
     """Poll feeds and publish their articles to Kafka (topic news.articles)."""
     import asyncio
 
     from monitor.runtime.kafka_poll import run_poller
 
-    settings = _settings(feeds=feeds, state=state)
+    settings = _settings(feeds=feeds, state=state, metrics_port=metrics_port)
     _require_kafka(settings)
     _, sources = _feeds_or_exit(settings)
+    metrics = _serve_metrics(settings)
     try:
-        report = asyncio.run(run_poller(settings, sources, once))
+        report = asyncio.run(run_poller(settings, sources, once, metrics))
     except MonitorError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
@@ -182,9 +196,7 @@ def worker(
     import asyncio
 
     from faust.worker import Worker
-    from prometheus_client import start_http_server
 
-    from monitor.metrics import Metrics
     from monitor.runtime.faust_app import build_app
     from monitor.runtime.topics import Topics, ensure_topics
     from monitor.sinks.registry import build_route_sinks
@@ -199,9 +211,7 @@ def worker(
     except MonitorError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
-    metrics = Metrics()
-    if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, settings.metrics_host, metrics.registry)
+    metrics = _serve_metrics(settings)
     sinks, skipped = build_route_sinks(ruleset.routes, settings)
     if not sinks:
         err.print(

@@ -10,7 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MONITOR_", extra="ignore")
+    # env_ignore_empty: `FOO=` (an unset secret in compose or k8s) means "not set", not "".
+    model_config = SettingsConfigDict(env_prefix="MONITOR_", extra="ignore", env_ignore_empty=True)
 
     feeds: Path | None = Field(
         default=None, description="Feed list (YAML); default: bundled samples"
