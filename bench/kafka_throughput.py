@@ -59,9 +59,17 @@ def corpus_articles(n: int) -> list[Article]:
         url = canonical_url(e["link"]) + (f"?copy={round_}" if round_ else "")
         title = one_line(e["title"] or "") + (f" ({round_})" if round_ else "")
         body = html_to_text(e.get("description") or "")
-        out.append(Article(id=article_id(source, url, "", title, body), source=source, url=url,
-                           title=title, body=body,
-                           published=datetime.fromisoformat(e["date_published"]), fetched_at=now))
+        out.append(
+            Article(
+                id=article_id(source, url, "", title, body),
+                source=source,
+                url=url,
+                title=title,
+                body=body,
+                published=datetime.fromisoformat(e["date_published"]),
+                fetched_at=now,
+            )
+        )
     return out
 
 
@@ -106,8 +114,13 @@ async def bare_loop(records: list[tuple[bytes, bytes]]) -> float:
     await admin.create_topics([NewTopic(src, PARTITIONS, 1), NewTopic(dst, PARTITIONS, 1)])
     await admin.close()
     await produce(src, records)
-    consumer = AIOKafkaConsumer(src, bootstrap_servers=BOOTSTRAP, group_id=f"{prefix}g",
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        src,
+        bootstrap_servers=BOOTSTRAP,
+        group_id=f"{prefix}g",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     producer = AIOKafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5)
     await consumer.start()
     await producer.start()
@@ -131,19 +144,38 @@ async def bare_loop(records: list[tuple[bytes, bytes]]) -> float:
 
 
 def start_worker(prefix: str, root: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MONITOR_KAFKA_BOOTSTRAP": BOOTSTRAP, "MONITOR_KAFKA_TOPIC_PREFIX": prefix,
-           "MONITOR_KAFKA_GROUP": f"{prefix}group", "MONITOR_KAFKA_PARTITIONS": str(PARTITIONS),
-           "MONITOR_LOG_FORMAT": "json", "MONITOR_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "MONITOR_KAFKA_BOOTSTRAP": BOOTSTRAP,
+        "MONITOR_KAFKA_TOPIC_PREFIX": prefix,
+        "MONITOR_KAFKA_GROUP": f"{prefix}group",
+        "MONITOR_KAFKA_PARTITIONS": str(PARTITIONS),
+        "MONITOR_LOG_FORMAT": "json",
+        "MONITOR_LOG_LEVEL": "warning",
+    }
     log = (root / "worker.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "worker", "--jsonl", str(root / "alerts.jsonl"),
-         "--data-dir", str(root / "data"), "--rules", str(REPO / "alert_rules")],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "worker",
+            "--jsonl",
+            str(root / "alerts.jsonl"),
+            "--data-dir",
+            str(root / "data"),
+            "--rules",
+            str(REPO / "alert_rules"),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
-async def wait_count(topic: str, count: int, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
+async def wait_count(topic: str, count: int, within: float) -> float:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         n, newest = await end_offsets(topic)
         if n >= count:
@@ -169,7 +201,9 @@ async def pipeline(records: list[tuple[bytes, bytes]], prefix: str) -> float:
     return len(records) / (newest - started)
 
 
-async def latency(prefix: str, root: Path, rate: float = 100.0, seconds: float = 10.0) -> list[float]:
+async def latency(
+    prefix: str, root: Path, rate: float = 100.0, seconds: float = 10.0
+) -> list[float]:
     """Publish -> delivered, observed while publishing: each article is a new story (random
     place names, so no two cluster together) that fires an alert."""
     import random
@@ -213,10 +247,15 @@ async def latency(prefix: str, root: Path, rate: float = 100.0, seconds: float =
         ).title()
         now = datetime.now(UTC)
         title = f"Missile strikes hit {place} overnight"
-        a = Article(id=f"lat-{i}-{uuid.uuid4().hex[:8]}", source=f"outlet{i % 7}",
-                    url=f"https://o.example/{uuid.uuid4().hex}", title=title,
-                    body=f"Officials in {place} said missiles struck {place} before dawn.",
-                    published=now, fetched_at=now)
+        a = Article(
+            id=f"lat-{i}-{uuid.uuid4().hex[:8]}",
+            source=f"outlet{i % 7}",
+            url=f"https://o.example/{uuid.uuid4().hex}",
+            title=title,
+            body=f"Officials in {place} said missiles struck {place} before dawn.",
+            published=now,
+            fetched_at=now,
+        )
         sent[title] = time.time()
         await producer.send(names.articles, a.model_dump_json().encode(), key=a.id.encode())
     await producer.stop()
@@ -239,8 +278,15 @@ def in_process(arts: list[Article]) -> float:
     from monitor.state.sqlite import ModelTable
 
     rs = load_ruleset(REPO / "alert_rules")
-    pipe = Pipeline(rs, rs.routes, {}, ModelTable({}, Signed), ModelTable({}, Story),
-                    ModelTable({}, Thread), Metrics())
+    pipe = Pipeline(
+        rs,
+        rs.routes,
+        {},
+        ModelTable({}, Signed),
+        ModelTable({}, Story),
+        ModelTable({}, Thread),
+        Metrics(),
+    )
     started = time.perf_counter()
     for a in arts:
         pipe.process(a)
@@ -275,11 +321,15 @@ async def main() -> None:
     print(f"bare aiokafka loop:  {bare:8.0f} records/s")
     print(f"pipeline:            {rate:8.0f} articles/s")
     print(f"ratio pipeline/bare: {rate / bare:8.2f}   (target >= 0.5)")
-    print(f"the stages alone, in process, no broker: {work:8.0f} articles/s "
-          f"(ceiling of one worker; Kafka and Faust cost the rest)")
+    print(
+        f"the stages alone, in process, no broker: {work:8.0f} articles/s "
+        f"(ceiling of one worker; Kafka and Faust cost the rest)"
+    )
     if lat:
-        print(f"latency at 100/s, publish -> alert delivered: p50 {pct(lat, 0.5) * 1000:.0f} ms, "
-              f"p99 {pct(lat, 0.99) * 1000:.0f} ms over {len(lat)} alerts   (target p99 < 1 s)")
+        print(
+            f"latency at 100/s, publish -> alert delivered: p50 {pct(lat, 0.5) * 1000:.0f} ms, "
+            f"p99 {pct(lat, 0.99) * 1000:.0f} ms over {len(lat)} alerts   (target p99 < 1 s)"
+        )
 
 
 if __name__ == "__main__":

@@ -20,9 +20,12 @@ def exact_keys(article: Article) -> list[str]:
     if article.url:
         keys.append("url:" + url_key(article.url))
     if article.guid:
-        # GUIDs that are URLs are global; opaque GUIDs ("1234") are only unique within a feed.
+        # GUIDs that are URLs are pages like any link (most feeds use the link itself: one key,
+        # not two); opaque GUIDs ("1234") are only unique within a feed.
         guid = article.guid
-        keys.append("guid:" + (url_key(guid) if "://" in guid else f"{article.source}:{guid}"))
+        key = "url:" + url_key(guid) if "://" in guid else f"guid:{article.source}:{guid}"
+        if key not in keys:
+            keys.append(key)
     content = normalise(" ".join(f"{article.title}\n{article.body}".split()))
     digest = hashlib.sha256(content.encode()).hexdigest()[:32]
     keys.append(f"hash:{article.source}:{digest}")

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,13 +136,6 @@ class Deployment:
             out.append(f"--- {path.name}")
             out.extend(path.read_text(errors="replace").splitlines()[-lines:])
         return "\n".join(out)
-
-
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    d = Deployment(tmp_path, require_kafka())
-    yield d
-    d.stop()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, d: Deployment) -> None:

@@ -17,7 +17,6 @@ from monitor.pipeline.dedupe import seen_before
 from tests.integration.kafka_support import (
     Deployment,
     decided_articles,
-    deployment,  # noqa: F401  (a fixture, used by name)
     produce,
     read_topic,
     wait_for,
@@ -147,7 +146,7 @@ def test_two_workers_share_the_work_without_duplicates(deployment: Deployment) -
     )
     wait_for(lambda: len(seed_alerts(d.alerts())) >= 2, 30, "the seed alerts", d)
     time.sleep(3)  # let the last alerts land
-    alerts = assert_invariants(d, published)
+    assert_invariants(d, published)
     from tests.integration.test_samples_cli import monitor
 
     embedded = d.root / "embedded.jsonl"

@@ -131,3 +131,28 @@ def test_sigterm_stops_a_running_pipeline_cleanly(tmp_path: Path) -> None:
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0, stderr
     assert "run summary" in stdout
+
+
+def test_kafka_commands_explain_what_is_missing(tmp_path: Path) -> None:
+    env_without = {k: v for k, v in os.environ.items() if k != "MONITOR_KAFKA_BOOTSTRAP"}
+    for command in (["worker"], ["poll", "--once"]):
+        run = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", *command],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**env_without, "MONITOR_STATE": str(tmp_path / "s.db")},
+        )
+        assert run.returncode == 2
+        assert "MONITOR_KAFKA_BOOTSTRAP is not set" in run.stderr
+    unreachable = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "poll", "--once", "--state", str(tmp_path / "s.db")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env_without, "MONITOR_KAFKA_BOOTSTRAP": "127.0.0.1:1"},
+    )
+    assert unreachable.returncode == 2
+    assert "Kafka at 127.0.0.1:1 is not reachable" in unreachable.stderr
