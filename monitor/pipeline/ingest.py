@@ -31,6 +31,11 @@ def tag_article(article: Article, tagger: Tagger, rules_version: str = "") -> Ta
     title_toks, body_toks = tokens(article.title), tokens(body)
     matches = tagger.tag(article.title, body, (title_toks, body_toks))
     sig = signature([t.stem for t in title_toks], [t.stem for t in body_toks])
+    # The body has done its work (matches with their snippets, the signature); later stages
+    # need none of it, and it is most of every record they would otherwise carry.
     return TaggedArticle(
-        article=article, matches=tuple(matches), signature=sig, rules_version=rules_version
+        article=article.model_copy(update={"body": ""}),
+        matches=tuple(matches),
+        signature=sig,
+        rules_version=rules_version,
     )
