@@ -57,6 +57,8 @@ class StoryIndex:
         self._memory: dict[str, tuple[str, np.ndarray[Any, np.dtype[np.uint64]]]] = {}
         for key, signed in signatures.items():
             self._remember(key, signed)
+        # story id -> last seen, so pruning never has to read every story from the table
+        self.last_seen: dict[str, datetime] = {k: s.last_seen for k, s in stories.items()}
 
     def _remember(self, key: str, signed: Signed) -> None:
         values = np.asarray(signed.values, dtype=np.uint64)
@@ -90,9 +92,10 @@ class StoryIndex:
     def prune(self, now: datetime) -> int:
         """Forget stories (and their signatures) quiet for longer than the window."""
         cutoff = now - self.window
-        stale = {k for k, s in self.stories.items() if s.last_seen < cutoff}
+        stale = {k for k, seen in self.last_seen.items() if seen < cutoff}
         for key in stale:
-            del self.stories[key]
+            self.stories.pop(key, None)
+            del self.last_seen[key]
         dropped = [k for k, (story_id, _) in self._memory.items() if story_id in stale]
         for key in dropped:
             self.signatures.pop(key, None)
@@ -173,6 +176,7 @@ def assign(tagged: TaggedArticle, index: StoryIndex) -> StoryEvent:
         )
         new_story = False
     index.stories[story.id] = story
+    index.last_seen[story.id] = story.last_seen
     if tagged.signature:
         index.add(article.id, Signed(story_id=story.id, published=now, values=tagged.signature))
     return StoryEvent(

@@ -59,7 +59,7 @@ class Pipeline:
         Kafka runtime the tables are only complete once recovery has finished."""
         if self._index is None:
             self._index = StoryIndex(self.signatures, self.stories)
-            self.metrics.stories_active.set(len(self.stories))
+            self.metrics.stories_active.set(len(self._index.last_seen))
         return self._index
 
     def reset_index(self) -> None:
@@ -111,4 +111,4 @@ class Pipeline:
 
     def prune(self, now: datetime) -> None:
         if self.index.prune(now):
-            self.metrics.stories_active.set(len(self.index.stories))
+            self.metrics.stories_active.set(len(self.index.last_seen))
