@@ -32,9 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from monitor.feeds.canonical import canonical_url  # noqa: E402
-from monitor.feeds.html import html_to_text, one_line  # noqa: E402
-from monitor.feeds.parse import article_id  # noqa: E402
+from monitor.feeds.exports import read_exports  # noqa: E402
 from monitor.models import Article  # noqa: E402
 from monitor.runtime.topics import Topics, ensure_topics  # noqa: E402
 
@@ -45,31 +43,14 @@ PARTITIONS = 4
 
 
 def corpus_articles(n: int) -> list[Article]:
-    """Real headlines and teasers (distinct ids), cycled with a suffix if n exceeds the corpus."""
-    entries = []
-    for path in sorted(CORPUS.glob("*/*.json")):
-        entries.extend((path.name.split(".")[1], e) for e in json.loads(path.read_text()))
-    if not entries:
+    """Real headlines and teasers, cycled with distinct ids if n exceeds the corpus."""
+    base = list(read_exports(CORPUS))
+    if not base:
         raise SystemExit(f"corpus not found at {CORPUS}")
     out = []
-    now = datetime.now(UTC)
     for i in range(n):
-        source, e = entries[i % len(entries)]
-        round_ = i // len(entries)
-        url = canonical_url(e["link"]) + (f"?copy={round_}" if round_ else "")
-        title = one_line(e["title"] or "") + (f" ({round_})" if round_ else "")
-        body = html_to_text(e.get("description") or "")
-        out.append(
-            Article(
-                id=article_id(source, url, "", title, body),
-                source=source,
-                url=url,
-                title=title,
-                body=body,
-                published=datetime.fromisoformat(e["date_published"]),
-                fetched_at=now,
-            )
-        )
+        a, round_ = base[i % len(base)], i // len(base)
+        out.append(a if not round_ else a.model_copy(update={"id": f"{a.id}-{round_}"}))
     return out
 
 

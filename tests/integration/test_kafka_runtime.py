@@ -164,34 +164,12 @@ def test_two_workers_share_the_work_without_duplicates(deployment: Deployment) -
 
 
 def corpus_articles(limit: int) -> list[Article]:
+    from itertools import islice
+
+    from monitor.feeds.exports import read_exports
     from tests.conftest import corpus
 
-    root = corpus("news-2021")
-    out: list[Article] = []
-    from monitor.feeds.canonical import canonical_url
-    from monitor.feeds.html import html_to_text, one_line
-    from monitor.feeds.parse import article_id
-
-    for path in sorted(root.glob("*/*.json")):
-        source = path.name.split(".")[1] if "." in path.name else path.stem
-        for e in json.loads(path.read_text()):
-            url = canonical_url(e["link"])
-            title, body = one_line(e["title"] or ""), html_to_text(e.get("description") or "")
-            when = datetime.fromisoformat(e["date_published"])
-            out.append(
-                Article(
-                    id=article_id(source, url, "", title, body),
-                    source=source,
-                    url=url,
-                    title=title,
-                    body=body,
-                    published=when,
-                    fetched_at=NOW,
-                )
-            )
-            if len(out) >= limit:
-                return out
-    return out
+    return list(islice(read_exports(corpus("news-2021"), NOW), limit))
 
 
 def test_sigkill_and_restart_lose_nothing_and_repeat_nothing(deployment: Deployment) -> None:
