@@ -27,7 +27,7 @@ from monitor.models import Alert, Article, DeadAlert, Story
 from monitor.pipeline.alerting import Thread
 from monitor.pipeline.cluster import Signed
 from monitor.rules.ruleset import RuleSet
-from monitor.runtime.delivery import Deliverer
+from monitor.runtime.delivery import Deliverer, ledger_key
 from monitor.runtime.stages import Pipeline
 from monitor.settings import Settings
 from monitor.sinks.base import Sink
@@ -35,6 +35,7 @@ from monitor.sinks.registry import build_route_sinks
 from monitor.state.sqlite import Store
 
 _DONE = object()
+_PRUNE_EVERY = 500  # articles between closing quiet stories
 
 
 @dataclass(frozen=True)
@@ -169,19 +170,20 @@ class EmbeddedRuntime:
                     alerts = self.pipeline.process(item)
                 except Exception:  # one bad article must not stop the stream
                     log.exception("article_failed", article_id=item.id, feed=item.source)
+                    self.store.rollback()  # none of its half-made changes, but keep it
                     self.metrics.dead_letters.labels("process").inc()
                     self.store.table("dead_articles")[item.id] = item.model_dump(mode="json")
                     self.store.commit()
                     continue
                 for alert in alerts:
-                    self.outbox[f"{alert.id}|{alert.route}"] = alert
-                if item.published > self._event_time:
-                    self._event_time = item.published
-                    if self.pipeline.counts.articles % 500 == 0:
-                        self.pipeline.prune(self._event_time)
+                    self.outbox[ledger_key(alert)] = alert
+                # stories close by event time (the news' own clock), so replays behave alike
+                self._event_time = max(self._event_time, item.published)
+                if self.pipeline.counts.articles % _PRUNE_EVERY == 0:
+                    self.pipeline.prune(self._event_time)
                 self.store.commit()
                 for alert in alerts:
-                    await outgoing.put(f"{alert.id}|{alert.route}")
+                    await outgoing.put(ledger_key(alert))
         finally:
             await outgoing.put(_DONE)
 

@@ -55,6 +55,9 @@ class Store:
     def commit(self) -> None:
         self.db.commit()
 
+    def rollback(self) -> None:
+        self.db.rollback()
+
     def close(self) -> None:
         self.db.commit()
         self.db.close()
