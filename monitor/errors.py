@@ -9,7 +9,8 @@ The tree::
     │   ├── FetchError         network, HTTP status, size caps, timeouts
     │   └── ParseError         the bytes are not a feed
     ├── StateError             the state store is unreadable or from an incompatible version
-    └── SinkError              a sink could not deliver an alert
+    └── SinkError              a sink could not deliver an alert (not worth retrying)
+        ├── RetryableSinkError the destination may accept it later (5xx, 429, timeouts)
         └── SinkConfigError    a sink's settings are missing or invalid (the route is skipped)
 """
 
@@ -78,6 +79,14 @@ class StateError(MonitorError):
 
 class SinkError(MonitorError):
     """A sink failed to deliver an alert."""
+
+
+class RetryableSinkError(SinkError):
+    """A failure worth retrying; ``retry_after`` is the destination's own wait, if it said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 class SinkConfigError(SinkError):

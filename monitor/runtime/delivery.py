@@ -6,10 +6,14 @@ effectively-once for people: an alert replayed after a crash or rebalance finds 
 
 from __future__ import annotations
 
+import asyncio
+import random
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from monitor.errors import RetryableSinkError
 from monitor.logs import log
 from monitor.metrics import Metrics
 from monitor.models import Alert, Delivery, DeliveryOutcome
@@ -18,6 +22,23 @@ from monitor.sinks.base import Sink
 
 def ledger_key(alert: Alert) -> str:
     return f"{alert.id}|{alert.route}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries with exponential backoff and jitter; a destination's Retry-After wins
+    (capped at ``max_delay``). After ``attempts`` the alert is set aside, not dropped."""
+
+    attempts: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_delay)
+        backoff = min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay)
+        return backoff * random.uniform(1 - self.jitter, 1 + self.jitter)
 
 
 class Deliverer:
@@ -30,10 +51,14 @@ class Deliverer:
         sinks: Mapping[str, Sink],  # route name -> sink
         ledger: MutableMapping[str, float],
         metrics: Metrics,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.sinks = sinks
         self.ledger = ledger
         self.metrics = metrics
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
 
     async def deliver(self, alert: Alert) -> Delivery:
         key = ledger_key(alert)
@@ -47,7 +72,7 @@ class Deliverer:
             return self._result(alert, sink.name, "duplicate")
         started = time.monotonic()
         try:
-            await sink.send(alert)
+            await self._send_with_retries(sink, alert)
         except Exception as exc:
             self.metrics.deliveries.labels(sink.name, "error").inc()
             self.metrics.dead_letters.labels("deliver").inc()
@@ -75,6 +100,27 @@ class Deliverer:
             level=alert.level.name,
         )
         return self._result(alert, sink.name, "ok")
+
+    async def _send_with_retries(self, sink: Sink, alert: Alert) -> None:
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                await sink.send(alert)
+                return
+            except RetryableSinkError as exc:
+                if attempt == self.retry.attempts:
+                    raise
+                wait = self.retry.delay(attempt, exc.retry_after)
+                self.metrics.deliveries.labels(sink.name, "retry").inc()
+                log.warning(
+                    "delivery_retry",
+                    alert_id=alert.id,
+                    route=alert.route,
+                    sink=sink.name,
+                    attempt=attempt,
+                    wait=round(wait, 2),
+                    error=str(exc),
+                )
+                await self._sleep(wait)
 
     @staticmethod
     def _result(alert: Alert, sink: str, outcome: DeliveryOutcome, error: str = "") -> Delivery:
