@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     kafka_group: str = Field(default="news-monitor", pattern=r"^[A-Za-z0-9._-]+$")
     kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     data_dir: Path = Field(default=Path(".monitor/worker"), description="Worker table store")
+    # Email sink (secrets only from the environment; SecretStr keeps them out of logs)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    email_from: str | None = None
+    email_to: str | None = Field(default=None, description="Comma-separated addresses")
     # Fetching
     fetch_timeout: float = Field(default=30.0, gt=0)
     fetch_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)

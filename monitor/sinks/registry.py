@@ -13,6 +13,7 @@ from monitor.rules.models import Route
 from monitor.settings import Settings
 from monitor.sinks.base import Sink
 from monitor.sinks.console import ConsoleSink
+from monitor.sinks.email import EmailConfig, EmailSink, parse_recipients
 from monitor.sinks.jsonl import JsonlSink
 from monitor.sinks.testing import ListSink
 
@@ -23,9 +24,36 @@ def _jsonl(settings: Settings) -> Sink:
     return JsonlSink(settings.jsonl)
 
 
+def _email(settings: Settings) -> Sink:
+    missing = [
+        name
+        for name, value in (
+            ("MONITOR_SMTP_HOST", settings.smtp_host),
+            ("MONITOR_EMAIL_FROM", settings.email_from),
+            ("MONITOR_EMAIL_TO", settings.email_to),
+        )
+        if not value
+    ]
+    if missing:
+        raise SinkConfigError(f"email: not configured ({', '.join(missing)} unset)")
+    assert settings.smtp_host and settings.email_from and settings.email_to
+    return EmailSink(
+        EmailConfig(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.email_from,
+            recipients=parse_recipients(settings.email_to),
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            security=settings.smtp_security,
+        )
+    )
+
+
 SINKS: dict[str, Callable[[Settings], Sink]] = {
     "console": lambda s: ConsoleSink(Console(no_color=s.no_color)),
     "jsonl": _jsonl,
+    "email": _email,
     "list": lambda s: ListSink(),
 }
 
