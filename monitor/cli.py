@@ -199,7 +199,6 @@ def worker(
 
     from monitor.runtime.faust_app import build_app
     from monitor.runtime.topics import Topics, ensure_topics
-    from monitor.sinks.registry import build_route_sinks
 
     settings = _settings(rules=rules, jsonl=jsonl, data_dir=data_dir, metrics_port=metrics_port)
     bootstrap = _require_kafka(settings)
@@ -212,13 +211,12 @@ def worker(
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
     metrics = _serve_metrics(settings)
-    sinks, skipped = build_route_sinks(ruleset.routes, settings)
-    if not sinks:
+    faust_app, skipped = build_app(settings, ruleset, metrics)
+    if len(skipped) == len(ruleset.routes):
         err.print(
             "error: no route has a working sink: " + "; ".join(skipped.values()), markup=False
         )
         raise typer.Exit(2)
-    faust_app = build_app(settings, ruleset, sinks, metrics)
     level = "warning" if settings.log_level in {"warning", "error"} else "info"
     # redirect_stdouts off: the console sink prints alerts to stdout, not into the log
     Worker(faust_app, loglevel=level, quiet=True, redirect_stdouts=False).execute_from_commandline()

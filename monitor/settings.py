@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     smtp_security: Literal["none", "starttls", "tls"] = "starttls"
     email_from: str | None = None
     email_to: str | None = Field(default=None, description="Comma-separated addresses")
+    # Slack sink: a bot token (with its channel) threads a story's updates; a webhook cannot
+    slack_webhook_url: SecretStr | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
     # Fetching
     fetch_timeout: float = Field(default=30.0, gt=0)
     fetch_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)

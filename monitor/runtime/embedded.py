@@ -69,7 +69,9 @@ class EmbeddedRuntime:
         self.store = Store(settings.state)
         routes = ruleset.routes
         if sinks is None:
-            sinks, self.report.skipped_routes = build_route_sinks(routes, settings)
+            sinks, self.report.skipped_routes = build_route_sinks(
+                routes, settings, self.store.table
+            )
         self.sinks = sinks
         active = [r for r in routes if r.name in self.sinks]
         self.pipeline = Pipeline(

@@ -37,7 +37,7 @@ from monitor.runtime.delivery import Deliverer
 from monitor.runtime.stages import Pipeline
 from monitor.runtime.topics import Topics
 from monitor.settings import Settings
-from monitor.sinks.base import Sink
+from monitor.sinks.registry import build_route_sinks
 from monitor.state.sqlite import ModelTable
 
 M = TypeVar("M", bound=BaseModel)
@@ -45,8 +45,9 @@ _PRUNE_EVERY = 500
 
 
 def build_app(
-    settings: Settings, ruleset: RuleSet, sinks: dict[str, Sink], metrics: Metrics
-) -> faust.App:
+    settings: Settings, ruleset: RuleSet, metrics: Metrics
+) -> tuple[faust.App, dict[str, str]]:
+    """The Faust app, and the routes skipped for want of sink settings (route -> reason)."""
     assert settings.kafka_bootstrap, "MONITOR_KAFKA_BOOTSTRAP is required"
     n = settings.kafka_partitions
     app = faust.App(
@@ -78,6 +79,11 @@ def build_app(
 
     seen = app.Table("seen", partitions=n)
     threads = ModelTable(app.Table("threads", partitions=n), Thread)
+    # Sink state (Slack's story -> thread ts) lives in tables partitioned like news.alerts, which
+    # the deliver agent consumes: a story's alerts and its thread share a partition.
+    sinks, skipped = build_route_sinks(
+        ruleset.routes, settings, lambda name: app.Table(name, partitions=n)
+    )
     active = [r for r in ruleset.routes if r.name in sinks]
     pipe = Pipeline(
         ruleset,
@@ -175,4 +181,4 @@ def build_app(
     app.on_rebalance_complete.connect(on_rebalance)
 
     app.monitor_pipeline = pipe  # type: ignore[attr-defined]  # for tests and introspection
-    return app
+    return app, skipped

@@ -3,7 +3,8 @@ SinkConfigError; the runtime reports the routes using it and skips them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import Any
 
 from rich.console import Console
 
@@ -15,16 +16,25 @@ from monitor.sinks.base import Sink
 from monitor.sinks.console import ConsoleSink
 from monitor.sinks.email import EmailConfig, EmailSink, parse_recipients
 from monitor.sinks.jsonl import JsonlSink
+from monitor.sinks.slack import SlackConfig, SlackSink
 from monitor.sinks.testing import ListSink
 
+# Durable key -> value maps a sink may keep (Slack's story -> thread ts): a SQLite table in the
+# embedded runtime, a Faust table in a worker; a plain dict where nothing needs to survive.
+StateFactory = Callable[[str], MutableMapping[str, Any]]
 
-def _jsonl(settings: Settings) -> Sink:
+
+def _memory(name: str) -> MutableMapping[str, Any]:
+    return {}
+
+
+def _jsonl(settings: Settings, state: StateFactory) -> Sink:
     if settings.jsonl is None:
         raise SinkConfigError("jsonl: no file given (use --jsonl FILE or MONITOR_JSONL)")
     return JsonlSink(settings.jsonl)
 
 
-def _email(settings: Settings) -> Sink:
+def _email(settings: Settings, state: StateFactory) -> Sink:
     missing = [
         name
         for name, value in (
@@ -50,23 +60,34 @@ def _email(settings: Settings) -> Sink:
     )
 
 
-SINKS: dict[str, Callable[[Settings], Sink]] = {
-    "console": lambda s: ConsoleSink(Console(no_color=s.no_color)),
+def _slack(settings: Settings, state: StateFactory) -> Sink:
+    config = SlackConfig(
+        webhook_url=settings.slack_webhook_url,
+        bot_token=settings.slack_bot_token,
+        channel=settings.slack_channel,
+        api_base_url=settings.slack_api_url,
+    )
+    return SlackSink(config, threads=state("slack_threads"))
+
+
+SINKS: dict[str, Callable[[Settings, StateFactory], Sink]] = {
+    "console": lambda s, _: ConsoleSink(Console(no_color=s.no_color)),
     "jsonl": _jsonl,
     "email": _email,
-    "list": lambda s: ListSink(),
+    "slack": _slack,
+    "list": lambda s, _: ListSink(),
 }
 
 
-def build_sink(name: str, settings: Settings) -> Sink:
+def build_sink(name: str, settings: Settings, state: StateFactory = _memory) -> Sink:
     factory = SINKS.get(name)
     if factory is None:
         raise SinkConfigError(f"unknown sink {name!r} (known: {', '.join(sorted(SINKS))})")
-    return factory(settings)
+    return factory(settings, state)
 
 
 def build_route_sinks(
-    routes: Sequence[Route], settings: Settings
+    routes: Sequence[Route], settings: Settings, state: StateFactory = _memory
 ) -> tuple[dict[str, Sink], dict[str, str]]:
     """One sink per sink name, shared by the routes naming it. Returns (route -> sink, skipped
     route -> reason): a route whose sink cannot be built is reported and skipped, the others
@@ -77,7 +98,7 @@ def build_route_sinks(
     for route in routes:
         if route.sink not in built:
             try:
-                built[route.sink] = build_sink(route.sink, settings)
+                built[route.sink] = build_sink(route.sink, settings, state)
             except SinkConfigError as exc:
                 built[route.sink] = exc
         sink = built[route.sink]

@@ -51,8 +51,12 @@ async def test_seed_story_is_one_email_thread(tmp_path: Path, smtp: tuple[int, I
         "routes:\n  - name: desk-email\n    sink: email\n    min_level: high\n"
     )
     settings = Settings(
-        state=tmp_path / "s.db", smtp_host="127.0.0.1", smtp_port=port, smtp_security="none",
-        email_from="monitor@example.org", email_to="desk@example.org, duty@example.org",
+        state=tmp_path / "s.db",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_security="none",
+        email_from="monitor@example.org",
+        email_to="desk@example.org, duty@example.org",
     )
     runtime = EmbeddedRuntime(settings, load_ruleset(rules), load_feeds(sample_feeds_path()))
     report = await runtime.run(once=True)

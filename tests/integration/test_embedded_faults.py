@@ -19,7 +19,10 @@ async def test_a_failing_article_is_set_aside_and_the_rest_go_on(
 ) -> None:
     sink = ListSink()
     runtime = EmbeddedRuntime(
-        Settings(state=tmp_path / "s.db"), ruleset, load_feeds(sample_feeds_path()), None,
+        Settings(state=tmp_path / "s.db"),
+        ruleset,
+        load_feeds(sample_feeds_path()),
+        None,
         {"archive": sink},
     )
     real_cluster = runtime.pipeline.cluster

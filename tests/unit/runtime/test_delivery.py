@@ -14,8 +14,18 @@ NOW = datetime(2021, 12, 14, tzinfo=UTC)
 
 
 def alert(aid: str = "a1") -> Alert:
-    return Alert(id=aid, story_id="s1", route="desk", sink="list", kind="opened",
-                 level=Level.high, score=70, title="t", url="https://x.example/", created_at=NOW)
+    return Alert(
+        id=aid,
+        story_id="s1",
+        route="desk",
+        sink="list",
+        kind="opened",
+        level=Level.high,
+        score=70,
+        title="t",
+        url="https://x.example/",
+        created_at=NOW,
+    )
 
 
 class Flaky(ListSink):
