@@ -83,6 +83,11 @@ class StoryIndex:
                 return story_id, score
         return None
 
+    def story_of(self, article_id: str) -> str | None:
+        """The story an article was placed in (from memory: no table read per article)."""
+        held = self._memory.get(article_id)
+        return held[0] if held is not None else None
+
     def add(self, article_id: str, signed: Signed) -> None:
         if article_id in self._memory:
             return
@@ -138,8 +143,8 @@ def assign(tagged: TaggedArticle, index: StoryIndex) -> StoryEvent:
     now = article.published
     # Replay (at-least-once delivery redelivered an article already placed): report the story
     # as it stands, change nothing, so counts and sources are not inflated.
-    placed = index.signatures.get(article.id)
-    if placed is not None and (known := index.stories.get(placed.story_id)) is not None:
+    placed = index.story_of(article.id)
+    if placed is not None and (known := index.stories.get(placed)) is not None:
         return StoryEvent(
             story=known,
             article=article,

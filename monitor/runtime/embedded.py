@@ -10,8 +10,6 @@ outbox, and the ledger turns that into nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,6 +26,7 @@ from monitor.pipeline.alerting import Thread
 from monitor.pipeline.cluster import Signed
 from monitor.rules.ruleset import RuleSet
 from monitor.runtime.delivery import Deliverer, ledger_key
+from monitor.runtime.signals import stop_on_signals
 from monitor.runtime.stages import Pipeline
 from monitor.settings import Settings
 from monitor.sinks.base import Sink
@@ -107,26 +106,20 @@ class EmbeddedRuntime:
             )
             host, port = server.server_address[:2]
             self.metrics_address = (str(host), int(port))
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._stop.set)
         articles: asyncio.Queue[object] = asyncio.Queue(maxsize=10_000)
         outgoing: asyncio.Queue[object] = asyncio.Queue()
         # Alerts decided before a crash but never sent go out first.
         for key in list(self.outbox):
             outgoing.put_nowait(key)
         try:
-            async with client_session(self.poller.limits) as session:
-                await asyncio.gather(
-                    self._poll_loop(session, articles, once),
-                    self._process_loop(articles, outgoing),
-                    self._deliver_loop(outgoing),
-                )
+            with stop_on_signals(self._stop):
+                async with client_session(self.poller.limits) as session:
+                    await asyncio.gather(
+                        self._poll_loop(session, articles, once),
+                        self._process_loop(articles, outgoing),
+                        self._deliver_loop(outgoing),
+                    )
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
             for sink in set(self.sinks.values()):
                 await sink.close()
             self.store.close()

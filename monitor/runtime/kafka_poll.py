@@ -8,8 +8,6 @@ the round, so a crash re-fetches rather than loses.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
@@ -19,6 +17,7 @@ from monitor.feeds.poller import FeedState, Poller, PollResult, in_order, run_po
 from monitor.feeds.sources import FeedSource
 from monitor.logs import log
 from monitor.metrics import Metrics
+from monitor.runtime.signals import stop_on_signals
 from monitor.runtime.topics import Topics, ensure_topics
 from monitor.settings import Settings
 from monitor.state.sqlite import Store
@@ -62,10 +61,6 @@ async def run_poller(
         settings.fetch_concurrency,
     )
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     kafka = producer(settings.kafka_bootstrap)
     await kafka.start()
 
@@ -86,12 +81,10 @@ async def run_poller(
         log.info("round_published", articles=len(articles), feeds=len(results))
 
     try:
-        async with client_session(poller.limits) as session:
-            await run_polling(poller, session, hand_on, stop, once)
+        with stop_on_signals(stop):
+            async with client_session(poller.limits) as session:
+                await run_polling(poller, session, hand_on, stop, once)
     finally:
         await kafka.stop()
         store.close()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
     return report
