@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import difflib
+import json
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from monitor import logs
-from monitor.errors import ConfigError, MonitorError, RuleLoadError
+from monitor.errors import ConfigError, MonitorError, RuleLoadError, StateError
 from monitor.feeds.sources import FeedSource, load_feeds, sample_feeds_path
 from monitor.metrics import Metrics
+from monitor.models import Silence
+from monitor.rules.models import parse_duration
 from monitor.rules.ruleset import RuleSet, load_ruleset
 from monitor.rules.testing import run_rule_tests
 from monitor.settings import Settings
+
+if TYPE_CHECKING:  # these load the Kafka and sink clients: imported by the commands needing them
+    from monitor.runtime.dead import DeadEntry
+    from monitor.runtime.topics import Topics
+    from monitor.state.sqlite import Store
+
+T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 rules_app = typer.Typer(no_args_is_help=True, help="Check and test alert rules.")
@@ -224,6 +239,451 @@ def worker(
     # and building those debug records for every produced message cost a tenth of the CPU.
     runner.spinner = None
     runner.execute_from_commandline()
+
+
+# --- silences and dead alerts: on the state file, or on Kafka when MONITOR_KAFKA_BOOTSTRAP is set
+
+
+silence_app = typer.Typer(
+    no_args_is_help=True, help="Hold back a rule's or a story's alerts for a while."
+)
+app.add_typer(silence_app, name="silence")
+alerts_app = typer.Typer(
+    no_args_is_help=True, help="List and resend alerts that could not be delivered."
+)
+app.add_typer(alerts_app, name="alerts")
+
+StateOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="SQLite state file of `monitor run`; given, it is used even when "
+        "MONITOR_KAFKA_BOOTSTRAP is set."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where silences and dead alerts live: Kafka topics, or the embedded state file."""
+
+    settings: Settings
+    bootstrap: str | None
+
+    @property
+    def names(self) -> Topics:
+        from monitor.runtime.topics import Topics
+
+        return Topics(self.settings.kafka_topic_prefix)
+
+    def describe(self, topic: str = "") -> str:
+        if self.bootstrap:
+            return f"Kafka topic {topic} at {self.bootstrap}"
+        return str(self.settings.state)
+
+
+def _target(state: Path | None, **options: Any) -> _Target:
+    settings = _settings(state=state, **options)
+    return _Target(settings, None if state is not None else settings.kafka_bootstrap)
+
+
+def _open_state(path: Path, create: bool = False) -> Store | None:
+    """The state file; None when it does not exist and ``create`` is off (nothing ran yet)."""
+    from monitor.state.sqlite import Store
+
+    if not create and not path.exists():
+        return None
+    try:
+        return Store(path)
+    except StateError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a Kafka operation; a broker problem is reported, naming the broker (exit 2)."""
+    import asyncio
+    import logging
+
+    # aiokafka logs the retries it makes (a new topic's leader being elected) as warnings
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    try:
+        return asyncio.run(coro)
+    except MonitorError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _usage_error(message: str) -> NoReturn:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _did_you_mean(value: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(value, list(known), n=3, cutoff=0.5)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _check_names(rules_dir: Path, rule: str | None, route: str | None) -> None:
+    """Check --rule and --route against the rules directory, when there is one to check with."""
+    if not rules_dir.is_dir():
+        return
+    try:
+        ruleset = load_ruleset(rules_dir)
+    except RuleLoadError as exc:
+        err.print(
+            f"warning: {rules_dir} has {len(exc.issues)} problem(s) (monitor rules check); "
+            "the rule and route names are not checked",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    if rule is not None and rule not in ruleset.by_id:
+        _usage_error(
+            f"--rule {rule!r}: no such rule in {rules_dir}{_did_you_mean(rule, ruleset.by_id)}"
+        )
+    routes = [r.name for r in ruleset.routes]
+    if route is not None and route not in routes:
+        _usage_error(
+            f"--route {route!r}: no such route in {rules_dir}{_did_you_mean(route, routes)}"
+        )
+
+
+def _when(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes else "",
+    ]
+    return "".join(parts) or f"{seconds}s"
+
+
+def _silence_scope(s: Silence) -> str:
+    what = f"rule {s.rule}" if s.rule is not None else f"story {s.story}"
+    return f"{what}, {'route ' + s.route if s.route else 'every route'}"
+
+
+@silence_app.command("add")
+def silence_add(
+    for_: Annotated[
+        str, typer.Option("--for", help="How long: 30m, 4h, 1d, 1h30m.", show_default=False)
+    ],
+    reason: Annotated[str, typer.Option(help="Why (shown in `silence list`).", show_default=False)],
+    rule: Annotated[str | None, typer.Option(help="Silence this rule's alerts.")] = None,
+    story: Annotated[str | None, typer.Option(help="Silence this story's alerts.")] = None,
+    route: Annotated[str | None, typer.Option(help="Only on this route (default: all).")] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="Rules directory (to check --rule and --route).")
+    ] = None,
+    state: StateOption = None,
+) -> None:
+    """Silence a rule (--rule) or a story (--story) for a while.
+
+    Its alerts are kept (and counted), not sent, until the silence ends."""
+    from monitor.runtime.silences import kafka_add, new_silence, sqlite_add
+
+    if (rule is None) == (story is None):
+        _usage_error("give exactly one of --rule ID or --story ID")
+    for flag, value in (("--rule", rule), ("--story", story), ("--route", route)):
+        if value is not None and not value.strip():
+            _usage_error(f"{flag}: empty")
+    try:
+        duration = parse_duration(for_)
+    except ValueError as exc:
+        _usage_error(f"--for: {exc}")
+    if duration <= timedelta(0):
+        _usage_error(f"--for {for_!r}: a silence must last longer than 0s")
+    if not reason.strip():
+        _usage_error("--reason: say why (it is shown in `monitor silence list`)")
+    target = _target(state, rules=rules)
+    _check_names(target.settings.rules, rule, route)
+    silence = new_silence(rule=rule, story=story, route=route, duration=duration, reason=reason)
+    if target.bootstrap:
+        replication = target.settings.kafka_replication
+        _run_async(kafka_add(target.bootstrap, target.names, replication, silence))
+    else:
+        store = _open_state(target.settings.state, create=True)
+        assert store is not None
+        try:
+            if story is not None and story not in store.table("stories"):
+                err.print(
+                    f"note: no story {story!r} in {target.settings.state} (yet); "
+                    "the silence applies when it appears",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            sqlite_add(store, silence)
+        finally:
+            store.close()
+    out.print(silence.id, markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        f"silenced {_silence_scope(silence)} until {_when(silence.until)} ({_span(duration)}) "
+        f"in {target.describe(target.names.silences)}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@silence_app.command("list")
+def silence_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include expired silences.")] = False,
+    as_json: JsonOption = False,
+    state: StateOption = None,
+) -> None:
+    """Active silences, and how many alerts each has kept from being sent."""
+    from monitor.runtime.silences import (
+        is_active,
+        kafka_silences,
+        silenced_counts,
+        sqlite_silences,
+    )
+
+    target = _target(state)
+    counts: dict[str, int] | None = None
+    if target.bootstrap:
+        silences = _run_async(kafka_silences(target.bootstrap, target.names.silences))
+    else:
+        store = _open_state(target.settings.state)
+        silences, counts = [], {}
+        if store is not None:
+            try:
+                silences, counts = sqlite_silences(store), silenced_counts(store)
+            finally:
+                store.close()
+    now = datetime.now(UTC)
+    shown = [s for s in silences if all_ or is_active(s, now)]
+    if as_json:
+        rows = [
+            {
+                **s.model_dump(mode="json"),
+                "active": is_active(s, now),
+                "silenced": None if counts is None else counts.get(s.id, 0),
+            }
+            for s in shown
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    where = target.describe(target.names.silences)
+    if not shown:
+        expired = len(silences) - len(shown)
+        note = f" ({expired} expired: --all shows them)" if expired else ""
+        out.print(
+            f"no active silences in {where}{note}", markup=False, highlight=False, soft_wrap=True
+        )
+        return
+    table = Table(title=f"silences in {where}", title_justify="left")
+    table.add_column("id", no_wrap=True)
+    for column in ("of", "route", "ends", "reason"):
+        table.add_column(column, overflow="fold")
+    if counts is not None:
+        table.add_column("held back", justify="right")
+    for s in shown:
+        ends = f"in {_span(s.until - now)}" if is_active(s, now) else f"ended {_when(s.until)}"
+        what = f"rule {s.rule}" if s.rule is not None else f"story {s.story}"
+        row = [Text(s.id), Text(what), Text(s.route or "(all)"), Text(ends), Text(s.reason)]
+        if counts is not None:
+            row.append(Text(str(counts.get(s.id, 0))))
+        table.add_row(*row)
+    out.print(table)
+
+
+@silence_app.command("remove")
+def silence_remove(
+    silence_id: Annotated[str, typer.Argument(metavar="ID", help="The silence's id (sil-…).")],
+    state: StateOption = None,
+) -> None:
+    """End a silence now: the alerts it would hold back are sent again."""
+    from monitor.runtime.silences import (
+        kafka_remove,
+        kafka_silences,
+        sqlite_remove,
+        sqlite_silences,
+    )
+
+    target = _target(state)
+    removed: Silence | None = None
+    known: list[str] = []
+    if target.bootstrap:
+        topic = target.names.silences
+        removed = _run_async(kafka_remove(target.bootstrap, topic, silence_id))
+        if removed is None:
+            known = [s.id for s in _run_async(kafka_silences(target.bootstrap, topic))]
+    else:
+        store = _open_state(target.settings.state)
+        if store is not None:
+            try:
+                removed = sqlite_remove(store, silence_id)
+                known = [s.id for s in sqlite_silences(store)]
+            finally:
+                store.close()
+    where = target.describe(target.names.silences)
+    if removed is None:
+        err.print(
+            f"error: no silence {silence_id!r} in {where}{_did_you_mean(silence_id, known)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    out.print(
+        f"removed {removed.id} ({_silence_scope(removed)}, reason: {removed.reason})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _dead_entries(target: _Target) -> list[DeadEntry]:
+    from monitor.runtime.dead import kafka_dead, sqlite_dead
+
+    if target.bootstrap:
+        return _run_async(kafka_dead(target.bootstrap, target.names))
+    store = _open_state(target.settings.state)
+    if store is None:
+        return []
+    try:
+        return sqlite_dead(store)
+    finally:
+        store.close()
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@alerts_app.command("dead")
+def alerts_dead(as_json: JsonOption = False, state: StateOption = None) -> None:
+    """Alerts that could not be delivered after all retries: what, where, and why."""
+    target = _target(state)
+    entries = _dead_entries(target)
+    if as_json:
+        rows = [{"key": e.key, **e.dead.model_dump(mode="json")} for e in entries]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    where = target.describe(target.names.alerts_dead)
+    if not entries:
+        out.print(f"no dead alerts in {where}", markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"dead alerts in {where}", title_justify="left")
+    table.add_column("id", no_wrap=True)
+    for column in ("route", "level", "kind", "title", "error", "when"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        alert, delivery = e.dead.alert, e.dead.delivery
+        # Titles come from feeds and errors from destinations: untrusted, never markup.
+        table.add_row(
+            Text(alert.id),
+            Text(alert.route),
+            Text(alert.level.name),
+            Text(alert.kind),
+            Text(_clip(alert.title, 60)),
+            Text(_clip(delivery.error or delivery.outcome, 80)),
+            Text(_when(delivery.at)),
+        )
+    out.print(table)
+    out.print(
+        f"{len(entries)} dead alert(s); `monitor alerts resend ID` (or --all) sends them again",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+_RESENT_LABEL = {
+    "sent": "[green]sent[/green]",
+    "already_sent": "[green]already sent[/green]",
+    "queued": "[green]queued[/green]",
+    "failed": "[red]FAILED[/red]",
+}
+
+
+@alerts_app.command("resend")
+def alerts_resend(
+    alert: Annotated[
+        str | None,
+        typer.Argument(metavar="[ID]", help="Alert id, or its full key 'alert_id|route'."),
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Resend every dead alert.")] = False,
+    rules: Annotated[Path | None, typer.Option(help="Rules directory (routes).")] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option(help="JSON-lines file of the jsonl sink (as for `run`).")
+    ] = None,
+    state: StateOption = None,
+) -> None:
+    """Send dead alerts again, once the destination is back.
+
+    In a state file each is delivered from here, and stays listed if it fails again. With
+    Kafka each goes back onto the alerts topic for the workers to deliver."""
+    import asyncio
+
+    from monitor.runtime.dead import (
+        AmbiguousDeadAlert,
+        UnknownDeadAlert,
+        kafka_resend,
+        select,
+        sqlite_resend,
+    )
+
+    if (alert is None) == (not all_):
+        _usage_error("give an alert ID or --all (not both)")
+    target = _target(state, rules=rules, jsonl=jsonl)
+    entries = _dead_entries(target)
+    where = target.describe(target.names.alerts_dead)
+    if alert is not None:
+        try:
+            entries = [select(entries, alert)]
+        except AmbiguousDeadAlert as exc:
+            _usage_error(str(exc))
+        except UnknownDeadAlert as exc:
+            err.print(f"error: {exc} in {where}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+    if not entries:
+        out.print(
+            f"no dead alerts in {where}: nothing to resend",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    if target.bootstrap:
+        results = _run_async(kafka_resend(target.bootstrap, target.names, entries))
+    else:
+        ruleset = _load_rules_or_exit(target.settings.rules)
+        store = _open_state(target.settings.state)
+        assert store is not None  # entries came from it
+        try:
+            results = asyncio.run(sqlite_resend(store, ruleset, target.settings, entries))
+        finally:
+            store.close()
+    for r in results:
+        a = r.entry.dead.alert
+        out.print(_RESENT_LABEL[r.outcome], end=" ")
+        line = f"{a.id} -> {a.route}: {_clip(a.title, 70)}"
+        out.print(
+            line + (f" ({r.error})" if r.error else ""),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    failed = [r for r in results if not r.ok]
+    summary = f"{len(results) - len(failed)} resent, {len(failed)} failed"
+    if target.bootstrap:
+        summary += " (queued: the workers deliver them)"
+    out.print(summary, markup=False, highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

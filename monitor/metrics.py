@@ -73,8 +73,28 @@ class Metrics:
         )
         self.deliveries = Counter(
             "monitor_deliveries",
-            "Delivery attempts by sink and outcome (ok, error, duplicate).",
+            "Alerts by sink and delivery outcome (ok, error, retry, duplicate, no_route, "
+            "silenced, superseded).",
             ["sink", "outcome"],
+            registry=r,
+        )
+        self.held = Counter(
+            "monitor_alerts_held",
+            "Alerts held back to go out later in a digest, by route and reason "
+            "(group, quiet, rate).",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.digests = Counter(
+            "monitor_digests",
+            "Digests sent (several alerts in one message), by route and reason.",
+            ["route", "reason"],
+            registry=r,
+        )
+        self.silenced = Counter(
+            "monitor_alerts_silenced",
+            "Alerts not sent because a silence matched, by route.",
+            ["route"],
             registry=r,
         )
         self.delivery_duration = Histogram(

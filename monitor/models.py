@@ -121,7 +121,9 @@ class Score(Record):
     terms: tuple[ScoreTerm, ...] = ()
 
 
-AlertKind = Literal["opened", "escalated"]
+# opened: first time a route hears of the story; escalated: its level rose; updated: more
+# coverage at the same level (throttled per route); resolved: the story has gone quiet.
+AlertKind = Literal["opened", "escalated", "updated", "resolved"]
 
 
 class Alert(Record):
@@ -145,9 +147,44 @@ class Alert(Record):
     fetched_at: datetime | None = None  # when the article that fired it was fetched
     rules_version: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
+    articles: int = 1  # copies of the story seen so far
 
 
-DeliveryOutcome = Literal["ok", "duplicate", "error", "no_route"]
+class Digest(Record):
+    """Several alerts sent to one route as one message: stories that crossed together within a
+    group window, or alerts held through quiet hours or a rate limit."""
+
+    id: str
+    route: str
+    sink: str
+    reason: Literal["group", "quiet", "rate"]
+    alerts: tuple[Alert, ...]
+    created_at: datetime
+
+
+class Silence(Record):
+    """Alerts matching a rule or a story are not sent until ``until``; they are counted and
+    kept (outcome ``silenced``), not lost."""
+
+    id: str
+    rule: str | None = None
+    story: str | None = None
+    route: str | None = None  # None: every route
+    until: datetime
+    reason: str
+    created_at: datetime
+
+    def matches(self, alert: Alert, now: datetime) -> bool:
+        if now >= self.until or (self.route and self.route != alert.route):
+            return False
+        if self.story is not None:
+            return alert.story_id == self.story
+        return any(h.rule_id == self.rule for h in alert.hits)
+
+
+# silenced: matched a silence; superseded: a later alert about the same story, held in the
+# same digest, replaced it (the digest carries the story's latest state).
+DeliveryOutcome = Literal["ok", "duplicate", "error", "no_route", "silenced", "superseded"]
 
 
 class Delivery(Record):

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_channel: str | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # Delivery retries: backoff doubles from 1 s up to delivery_max_delay; with the defaults a
+    # destination may be down for about two minutes before an alert is set aside as dead.
+    delivery_attempts: int = Field(default=8, ge=1, le=50)
+    delivery_max_delay: float = Field(default=60.0, gt=0)
     # Fetching
     fetch_timeout: float = Field(default=30.0, gt=0)
     fetch_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)

@@ -8,6 +8,7 @@ a file come back in one pass, as analysts fix files in batches, not one error pe
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -149,6 +150,33 @@ def issues_from_validation(
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``22:00`` as the base-60 integer 1320; rule files hold clock times, so
+    numbers are resolved as YAML 1.2 does (no sexagesimal): ``22:00`` stays a string."""
+
+
+_NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _NUMBER_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(
+        r"^(?:[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
+    ),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
 def load_model(path: Path, model: type[M]) -> tuple[M | None, list[Issue], Located]:
     """Parse and validate one YAML file. Returns the model (None on error) and every issue."""
     shown = str(path)
@@ -158,8 +186,8 @@ def load_model(path: Path, model: type[M]) -> tuple[M | None, list[Issue], Locat
         return None, [Issue(shown, 1, 1, "(file)", f"cannot read: {exc}")], Located()
     located = Located()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

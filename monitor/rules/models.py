@@ -3,9 +3,12 @@ silently as an ignored option)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from datetime import UTC, datetime, time, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from monitor.models import Level
 
@@ -110,12 +113,105 @@ class Scoring(Strict):
     corroboration: Corroboration = Field(default_factory=Corroboration)
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"90s"``, ``"15m"``, ``"4h"``, ``"1d"``, ``"1h30m"`` or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().lower().replace(" ", "")
+        parts = _DURATION.findall(text)
+        if "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"{value!r} is not a duration: write e.g. 30s, 15m, 4h, 1d or 1h30m")
+        seconds = sum(float(n) * _UNIT[u] for n, u in parts)
+    else:
+        raise ValueError(f"{value!r} is not a duration: write e.g. 30s, 15m, 4h, 1d or 1h30m")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class RateLimit(Strict):
+    """At most ``count`` messages per ``per`` on a route; more are held and go out as one
+    digest when the route may send again (never dropped)."""
+
+    count: int = Field(ge=1)
+    per: Duration
+
+
+class QuietHours(Strict):
+    """Between ``start`` and ``end`` (wall clock in ``timezone``) only critical alerts go out;
+    the others are held and sent as one digest when quiet hours end."""
+
+    start: time
+    end: time
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name like Europe/London)"
+            ) from None
+        return v
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("start and end are equal: quiet hours would be empty")
+        return self
+
+    def active(self, now: datetime) -> bool:
+        local = now.astimezone(ZoneInfo(self.timezone)).time()
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end  # spans midnight
+
+    def ends_after(self, now: datetime) -> datetime:
+        """The next moment quiet hours end, after ``now`` (UTC)."""
+        zone = ZoneInfo(self.timezone)
+        local = now.astimezone(zone)
+        for day in range(3):
+            candidate = datetime.combine(local.date() + timedelta(days=day), self.end, zone)
+            if candidate > local:
+                return candidate.astimezone(UTC)
+        raise AssertionError("unreachable: quiet hours end within two days")
+
+
 class Route(Strict):
-    """Sends a story's alerts to one sink once the story reaches ``min_level``."""
+    """Sends a story's alerts to one sink once the story reaches ``min_level``, with the
+    route's delivery policy: grouping, update throttle, resolution, rate limit, quiet hours."""
 
     name: RuleId
     sink: str = Field(min_length=1)
     min_level: Level = Level.medium
+    # Alerts arriving within this window of the first held one go out as one digest (0: off).
+    group_window: Duration = timedelta(0)
+    # `updated` alerts (more coverage, same level): at most one per story per interval.
+    # Absent: the route hears only of openings and escalations.
+    repeat_interval: Duration | None = None
+    # `resolved` once a story has had no new article for this long. Absent: never.
+    resolve_after: Duration | None = None
+    rate_limit: RateLimit | None = None
+    quiet_hours: QuietHours | None = None
+
+    @field_validator("repeat_interval", "resolve_after")
+    @classmethod
+    def _positive(cls, v: timedelta | None) -> timedelta | None:
+        if v is not None and v <= timedelta(0):
+            raise ValueError("must be longer than 0s (leave it out to turn it off)")
+        return v
 
     @field_validator("min_level", mode="before")
     @classmethod

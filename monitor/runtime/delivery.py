@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from monitor.errors import RetryableSinkError
 from monitor.logs import log
 from monitor.metrics import Metrics
-from monitor.models import Alert, Delivery, DeliveryOutcome
+from monitor.models import Alert, Delivery, DeliveryOutcome, Digest
+from monitor.settings import Settings
 from monitor.sinks.base import Sink
 
 
@@ -29,10 +30,14 @@ class RetryPolicy:
     """Bounded retries with exponential backoff and jitter; a destination's Retry-After wins
     (capped at ``max_delay``). After ``attempts`` the alert is set aside, not dropped."""
 
-    attempts: int = 5
+    attempts: int = 8
     base_delay: float = 1.0
     max_delay: float = 60.0
     jitter: float = 0.2
+
+    @classmethod
+    def of(cls, settings: Settings) -> RetryPolicy:
+        return cls(attempts=settings.delivery_attempts, max_delay=settings.delivery_max_delay)
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None and retry_after >= 0:
@@ -72,7 +77,7 @@ class Deliverer:
             return self._result(alert, sink.name, "duplicate")
         started = time.monotonic()
         try:
-            await self._send_with_retries(sink, alert)
+            await self._send_with_retries(sink, alert.id, alert.route, lambda: sink.send(alert))
         except Exception as exc:
             self.metrics.deliveries.labels(sink.name, "error").inc()
             self.metrics.dead_letters.labels("deliver").inc()
@@ -101,10 +106,61 @@ class Deliverer:
         )
         return self._result(alert, sink.name, "ok")
 
-    async def _send_with_retries(self, sink: Sink, alert: Alert) -> None:
+    async def deliver_digest(self, digest: Digest) -> list[Delivery]:
+        """One message for several alerts; each alert gets its own outcome (and ledger entry)."""
+        fresh = [a for a in digest.alerts if ledger_key(a) not in self.ledger]
+        sink = self.sinks.get(digest.route)
+        done = [
+            self._result(a, sink.name if sink else "", "duplicate")
+            for a in digest.alerts
+            if a not in fresh
+        ]
+        if len(fresh) <= 1 or sink is None:
+            return done + [await self.deliver(a) for a in fresh]
+        digest = digest.model_copy(update={"alerts": tuple(fresh)})
+        started = time.monotonic()
+        try:
+            await self._send_with_retries(
+                sink, digest.id, digest.route, lambda: sink.send_digest(digest)
+            )
+        except Exception as exc:
+            self.metrics.deliveries.labels(sink.name, "error").inc(len(fresh))
+            self.metrics.dead_letters.labels("deliver").inc(len(fresh))
+            log.error(
+                "digest_delivery_failed",
+                digest_id=digest.id,
+                route=digest.route,
+                sink=sink.name,
+                alerts=len(fresh),
+                error=str(exc),
+            )
+            error = f"{type(exc).__name__}: {exc}"
+            return done + [self._result(a, sink.name, "error", error) for a in fresh]
+        now = time.time()
+        elapsed = time.monotonic() - started
+        for a in fresh:
+            self.ledger[ledger_key(a)] = now
+        self.metrics.deliveries.labels(sink.name, "ok").inc(len(fresh))
+        self.metrics.digests.labels(digest.route, digest.reason).inc()
+        self.metrics.delivery_duration.labels(sink.name).observe(elapsed)
+        log.info("digest_delivered", digest_id=digest.id, route=digest.route, alerts=len(fresh))
+        return done + [self._result(a, sink.name, "ok") for a in fresh]
+
+    def settle(self, alert: Alert, outcome: DeliveryOutcome) -> Delivery:
+        """An alert that is not to be sent (silenced, superseded within a digest): recorded in
+        the ledger so a replay cannot send it later, and counted."""
+        sink = self.sinks.get(alert.route)
+        name = sink.name if sink else ""
+        self.ledger.setdefault(ledger_key(alert), time.time())
+        self.metrics.deliveries.labels(name, outcome).inc()
+        return self._result(alert, name, outcome)
+
+    async def _send_with_retries(
+        self, sink: Sink, what: str, route: str, send: Callable[[], Awaitable[None]]
+    ) -> None:
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                await sink.send(alert)
+                await send()
                 return
             except RetryableSinkError as exc:
                 if attempt == self.retry.attempts:
@@ -113,8 +169,8 @@ class Deliverer:
                 self.metrics.deliveries.labels(sink.name, "retry").inc()
                 log.warning(
                     "delivery_retry",
-                    alert_id=alert.id,
-                    route=alert.route,
+                    alert_id=what,
+                    route=route,
                     sink=sink.name,
                     attempt=attempt,
                     wait=round(wait, 2),

@@ -21,11 +21,13 @@ from monitor.feeds.poller import FeedState, Poller, PollResult, in_order, run_po
 from monitor.feeds.sources import FeedSource
 from monitor.logs import log
 from monitor.metrics import Metrics
-from monitor.models import Alert, Article, DeadAlert, Story
+from monitor.models import Alert, Article, DeadAlert, Delivery, Silence, Story
 from monitor.pipeline.alerting import Thread
 from monitor.pipeline.cluster import Signed
+from monitor.pipeline.dispatch import Bucket, Dispatcher, Held
 from monitor.rules.ruleset import RuleSet
-from monitor.runtime.delivery import Deliverer, ledger_key
+from monitor.runtime.delivery import Deliverer, RetryPolicy, ledger_key
+from monitor.runtime.outflow import Outflow, SilencedAlert
 from monitor.runtime.signals import stop_on_signals
 from monitor.runtime.stages import Pipeline
 from monitor.settings import Settings
@@ -35,6 +37,7 @@ from monitor.state.sqlite import Store
 
 _DONE = object()
 _PRUNE_EVERY = 500  # articles between closing quiet stories
+_TICK = 1.0  # seconds between checks for held batches that are due
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class RunReport:
     errors: dict[str, str] = field(default_factory=dict)  # feed -> last error
     delivered: int = 0
     failed: int = 0
+    silenced: int = 0
+    held: int = 0  # still held at the end (quiet hours, rate limit): sent by the next run
     skipped_routes: dict[str, str] = field(default_factory=dict)
 
 
@@ -83,8 +88,25 @@ class EmbeddedRuntime:
             self.metrics,
         )
         self.outbox = self.store.models("outbox", Alert)
-        self.deliverer = Deliverer(self.sinks, self.store.table("ledger"), self.metrics)
+        self.deliverer = Deliverer(
+            self.sinks, self.store.table("ledger"), self.metrics, RetryPolicy.of(settings)
+        )
         self.dead = self.store.models("dead_alerts", DeadAlert)
+        # `monitor silence add` writes this table from another process; read it fresh each time
+        self.silences = self.store.models("silences", Silence)
+        self.dispatcher = Dispatcher(
+            active,
+            self.store.models("held", Held),
+            self.store.models("buckets", Bucket),
+            lambda: list(self.silences.values()),
+        )
+        self.outflow = Outflow(
+            self.dispatcher,
+            self.deliverer,
+            self.store.models("silenced_alerts", SilencedAlert),
+            self._keep_dead,
+            self.metrics,
+        )
         self.poller = Poller(
             feeds,
             self.store.models("feeds", FeedState),
@@ -158,7 +180,12 @@ class EmbeddedRuntime:
                     return
                 if isinstance(item, _Round):
                     self.poller.settle(item.results)
+                    resolved = self.pipeline.sweep(datetime.now(UTC))
+                    for alert in resolved:
+                        self.outbox[ledger_key(alert)] = alert
                     self.store.commit()
+                    for alert in resolved:
+                        await outgoing.put(ledger_key(alert))
                     continue
                 assert isinstance(item, Article)
                 try:
@@ -183,19 +210,72 @@ class EmbeddedRuntime:
             await outgoing.put(_DONE)
 
     async def _deliver_loop(self, outgoing: asyncio.Queue[object]) -> None:
+        """Hands each alert to its route's lane: a destination that is down and being retried
+        holds up only its own route, never the others."""
+        lanes: dict[str, asyncio.Queue[object]] = {}
+        tasks: list[asyncio.Task[None]] = []
+
+        def lane(route: str) -> asyncio.Queue[object]:
+            if route not in lanes:
+                lanes[route] = asyncio.Queue()
+                tasks.append(asyncio.create_task(self._lane(route, lanes[route])))
+            return lanes[route]
+
+        for route in self.dispatcher.routes:
+            lane(route)
+        try:
+            while True:
+                key = await outgoing.get()
+                if key is _DONE:
+                    break
+                assert isinstance(key, str)
+                alert = self.outbox.get(key)
+                if alert is not None:
+                    lane(alert.route).put_nowait(key)
+        finally:
+            for queue in lanes.values():
+                queue.put_nowait(_DONE)
+            await asyncio.gather(*tasks)
+        held = len(self.dispatcher.held)
+        if held:
+            log.info("alerts_held_for_later", alerts=held)
+        self.report.held = held
+
+    async def _lane(self, route: str, queue: asyncio.Queue[object]) -> None:
+        finishing = False
         while True:
-            key = await outgoing.get()
+            try:
+                key = await asyncio.wait_for(queue.get(), timeout=_TICK)
+            except TimeoutError:
+                key = None
             if key is _DONE:
-                return
-            assert isinstance(key, str)
-            alert = self.outbox.get(key)
-            if alert is None:
-                continue
-            result = await self.deliverer.deliver(alert)
-            if result.outcome == "ok":
-                self.report.delivered += 1
-            elif result.outcome in {"error", "no_route"}:
-                self.report.failed += 1
-                self.dead[key] = DeadAlert(alert=alert, delivery=result)
-            del self.outbox[key]
+                finishing = True
+            elif isinstance(key, str):
+                alert = self.outbox.get(key)
+                if alert is not None:
+                    self._count(await self.outflow.admit(alert, datetime.now(UTC)))
+                    del self.outbox[key]
+                    self.store.commit()
+            self._count(await self.outflow.flush(datetime.now(UTC), route))
             self.store.commit()
+            if finishing and not self._waiting_for_group_window(route):
+                return
+
+    def _waiting_for_group_window(self, route: str) -> bool:
+        """At the end of a run, group windows are waited out (they are short); alerts held
+        for quiet hours or a rate limit stay held, in the state file, for the next run."""
+        return any(
+            h.reason == "group" and h.alert.route == route for h in self.dispatcher.held.values()
+        )
+
+    def _count(self, results: list[Delivery]) -> None:
+        for r in results:
+            if r.outcome == "ok":
+                self.report.delivered += 1
+            elif r.outcome in {"error", "no_route"}:
+                self.report.failed += 1
+            elif r.outcome == "silenced":
+                self.report.silenced += 1
+
+    async def _keep_dead(self, dead: DeadAlert) -> None:
+        self.dead[ledger_key(dead.alert)] = dead

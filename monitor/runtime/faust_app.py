@@ -15,12 +15,17 @@ used: it has open bugs.
 
 A record that fails to decode or to process goes to ``news.deadletter`` with the error, is
 counted, and the agent carries on.
+
+Time-driven work (stories resolving when quiet; held digests coming due) needs table writes,
+which Faust allows only while processing a record of the table's partition. So timers do not
+write: they send a *tick* record (key ``__tick__``) to the partitions this worker owns, and the
+agent does the work when the tick comes round, in the right partition's context.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -29,11 +34,15 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.logs import log
 from monitor.metrics import Metrics
-from monitor.models import Alert, Article, DeadAlert, Story, StoryEvent, TaggedArticle
+from monitor.models import Alert, Article, DeadAlert, Silence, Story, StoryEvent, TaggedArticle
 from monitor.pipeline.alerting import Thread
 from monitor.pipeline.cluster import Signed
+from monitor.pipeline.dispatch import Bucket, Dispatcher, Held
+from monitor.rules.models import Route
 from monitor.rules.ruleset import RuleSet
-from monitor.runtime.delivery import Deliverer
+from monitor.runtime.delivery import Deliverer, RetryPolicy, ledger_key
+from monitor.runtime.outflow import Outflow, SilencedAlert
+from monitor.runtime.silences import follow_silences
 from monitor.runtime.stages import Pipeline
 from monitor.runtime.topics import Topics
 from monitor.settings import Settings
@@ -42,6 +51,27 @@ from monitor.state.sqlite import ModelTable
 
 M = TypeVar("M", bound=BaseModel)
 _PRUNE_EVERY = 500
+TICK = b"__tick__"
+_SWEEP_MAX = 30.0  # seconds between resolution sweeps of the alert threads, at most
+_FLUSH_EVERY = 1.0  # seconds between checks for held digests that are due
+
+
+def sweep_interval(routes: list[Route]) -> float:
+    """A fifth of the shortest resolve_after, between 1 s and _SWEEP_MAX."""
+    spans = [r.resolve_after.total_seconds() for r in routes if r.resolve_after is not None]
+    return max(1.0, min([_SWEEP_MAX] + [s / 5 for s in spans]))
+
+
+def is_tick(event: Any) -> bool:
+    return bool(event.message.key == TICK)
+
+
+def story_partition(story_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a story's records (murmur2 of the key):
+    the partition whose table changelog holds the story's threads."""
+    from aiokafka.partitioner import murmur2
+
+    return int(murmur2(story_id.encode()) & 0x7FFFFFFF) % partitions
 
 
 def build_app(
@@ -73,16 +103,16 @@ def build_app(
     t_articles = topic(names.articles, n)
     t_candidates = topic(names.candidates, 1)
     t_stories = topic(names.stories, n)
-    t_alerts = topic(names.alerts, n)
+    t_alerts = topic(names.alerts, 1)
     t_alerts_dead = topic(names.alerts_dead, 1)
     t_dead = topic(names.dead_letters, 1)
 
     seen = app.Table("seen", partitions=n)
     threads = ModelTable(app.Table("threads", partitions=n), Thread)
-    # Sink state (Slack's story -> thread ts) lives in tables partitioned like news.alerts, which
-    # the deliver agent consumes: a story's alerts and its thread share a partition.
+    # Sink state (Slack's story -> thread ts) lives in tables partitioned like news.alerts (one
+    # partition), which the deliver agent consumes.
     sinks, skipped = build_route_sinks(
-        ruleset.routes, settings, lambda name: app.Table(name, partitions=n)
+        ruleset.routes, settings, lambda name: app.Table(name, partitions=1)
     )
     active = [r for r in ruleset.routes if r.name in sinks]
     pipe = Pipeline(
@@ -94,7 +124,27 @@ def build_app(
         threads,
         metrics,
     )
-    deliverer = Deliverer(sinks, app.Table("ledger", partitions=n), metrics)
+    deliverer = Deliverer(
+        sinks, app.Table("ledger", partitions=1), metrics, RetryPolicy.of(settings)
+    )
+    silences: dict[str, Silence] = {}  # kept current from news.silences by follow_silences
+    dispatcher = Dispatcher(
+        active,
+        ModelTable(app.Table("held", partitions=1), Held),
+        ModelTable(app.Table("buckets", partitions=1), Bucket),
+        lambda: list(silences.values()),
+    )
+
+    async def keep_dead(dead: DeadAlert) -> None:
+        await send(t_alerts_dead, ledger_key(dead.alert), dead)
+
+    outflow = Outflow(
+        dispatcher,
+        deliverer,
+        ModelTable(app.Table("silenced_alerts", partitions=1), SilencedAlert),
+        keep_dead,
+        metrics,
+    )
 
     async def send(topic: faust.TopicT, key: str, value: BaseModel) -> Any:
         """Queue a record; returns the future of its acknowledgement."""
@@ -118,9 +168,14 @@ def build_app(
         fut = await t_dead.send(key=msg.key, value=json.dumps(record).encode())
         await fut
 
-    async def records(stream: Any, model: type[M], stage: str) -> AsyncIterator[tuple[Any, M]]:
-        """The stream's records decoded; the undecodable ones dead-lettered."""
+    async def records(
+        stream: Any, model: type[M], stage: str
+    ) -> AsyncIterator[tuple[Any, M | None]]:
+        """The stream's records decoded (None for a tick); the undecodable ones dead-lettered."""
         async for event in stream.events():
+            if is_tick(event):
+                yield event, None
+                continue
             try:
                 yield event, model.model_validate_json(event.message.value)
             except (ValidationError, ValueError, TypeError) as exc:
@@ -132,6 +187,8 @@ def build_app(
     @app.agent(t_articles, name="ingest")
     async def ingest(stream: Any) -> None:
         async for event, article in records(stream, Article, "ingest"):
+            if article is None:
+                continue
             try:
                 tagged = pipe.ingest(article)
                 if tagged is not None:
@@ -144,6 +201,8 @@ def build_app(
     @app.agent(t_candidates, name="cluster")
     async def cluster(stream: Any) -> None:
         async for event, tagged in records(stream, TaggedArticle, "cluster"):
+            if tagged is None:
+                continue
             try:
                 story_event = pipe.cluster(tagged)
                 await send(t_stories, story_event.story.id, story_event)
@@ -157,7 +216,13 @@ def build_app(
     async def alerting(stream: Any) -> None:
         async for event, story_event in records(stream, StoryEvent, "alerting"):
             try:
-                for alert in pipe.alert(story_event):
+                if story_event is None:  # a tick: resolve this partition's quiet stories
+                    alerts = pipe.sweep(
+                        datetime.now(UTC), owner(event.message.partition), replay_resolved=True
+                    )
+                else:
+                    alerts = pipe.alert(story_event)
+                for alert in alerts:
                     await send(t_alerts, alert.story_id, alert)
             except Exception as exc:
                 await dead_letter(event, "alerting", f"{type(exc).__name__}: {exc}")
@@ -166,12 +231,40 @@ def build_app(
     async def deliver(stream: Any) -> None:
         async for event, alert in records(stream, Alert, "deliver"):
             try:
-                result = await deliverer.deliver(alert)
-                if result.outcome in {"error", "no_route"}:
-                    kept = DeadAlert(alert=alert, delivery=result)
-                    await send(t_alerts_dead, alert.story_id, kept)
+                now = datetime.now(UTC)
+                if alert is not None:
+                    await outflow.admit(alert, now)
+                await outflow.flush(now)
             except Exception as exc:
                 await dead_letter(event, "deliver", f"{type(exc).__name__}: {exc}")
+
+    def owned(topic_name: str) -> list[int]:
+        assignment = app.consumer.assignment() if app.consumer else set()
+        return sorted(tp.partition for tp in assignment if tp.topic == topic_name)
+
+    async def tick(target: faust.TopicT, partition: int) -> None:
+        await target.send(key=TICK, value=b"{}", partition=partition)
+
+    def owner(partition: int) -> Callable[[str], bool]:
+        return lambda story_id: story_partition(story_id, n) == partition
+
+    async def sweep_ticks() -> None:
+        if any(r.resolve_after is not None for r in active):
+            for part in owned(names.stories):
+                await tick(t_stories, part)
+
+    async def flush_ticks() -> None:
+        release = dispatcher.next_release() if owned(names.alerts) else None
+        if release is not None and release <= datetime.now(UTC):
+            await tick(t_alerts, 0)
+
+    async def silences_follower() -> None:
+        await follow_silences(settings.kafka_bootstrap or "", names.silences, silences)
+
+    # (registered by call: the decorators are untyped)
+    app.timer(sweep_interval(active))(sweep_ticks)
+    app.timer(_FLUSH_EVERY)(flush_ticks)
+    app.task(silences_follower)
 
     async def on_rebalance(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # The cluster partition may have moved: rebuild the index from the table next time.

@@ -6,13 +6,13 @@ stage methods one per topic hop.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from monitor.metrics import Metrics
 from monitor.models import Alert, Article, Story, StoryEvent, TaggedArticle
-from monitor.pipeline.alerting import Thread, decide
+from monitor.pipeline.alerting import Thread, decide, sweep
 from monitor.pipeline.cluster import Signed, StoryIndex, assign
 from monitor.pipeline.ingest import ingest
 from monitor.pipeline.scoring import score_story
@@ -98,6 +98,23 @@ class Pipeline:
             event, rs.by_id, rs.scoring, self.routes, self.threads, now or datetime.now(UTC)
         )
         for a in alerts:
+            self.metrics.alerts.labels(a.route, a.level.name, a.kind).inc()
+            key = f"{a.level.name} {a.kind}"
+            self.counts.alerts[key] = self.counts.alerts.get(key, 0) + 1
+        return alerts
+
+    def sweep(
+        self,
+        now: datetime,
+        owns: Callable[[str], bool] = lambda story_id: True,
+        replay_resolved: bool = False,
+    ) -> list[Alert]:
+        """``resolved`` alerts for stories gone quiet (wall clock: quiet means no new article
+        has *arrived*, whatever the articles' own dates); forgets long-quiet threads."""
+        alerts = sweep(self.threads, self.routes, now, owns, replay_resolved)
+        for a in alerts:
+            if a.created_at != now:
+                continue  # a recent resolution raised again (replay_resolved): counted once
             self.metrics.alerts.labels(a.route, a.level.name, a.kind).inc()
             key = f"{a.level.name} {a.kind}"
             self.counts.alerts[key] = self.counts.alerts.get(key, 0) + 1

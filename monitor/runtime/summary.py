@@ -34,6 +34,12 @@ def print_summary(
     table.add_row(
         "delivered", f"{report.delivered}" + (f" ({report.failed} failed)" if report.failed else "")
     )
+    if report.failed:
+        table.add_row("", "failed alerts are kept: monitor alerts dead / monitor alerts resend")
+    if report.silenced:
+        table.add_row("silenced", f"{report.silenced} (kept; see monitor silence list)")
+    if report.held:
+        table.add_row("held for later", f"{report.held} (quiet hours or a rate limit)")
     for route, reason in sorted(report.skipped_routes.items()):
         table.add_row(f"  route skipped: {escape(route)}", escape(reason))
     table.add_row("state", escape(str(runtime.settings.state)))

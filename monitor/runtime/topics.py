@@ -42,12 +42,16 @@ class Topics:
         return f"{self.prefix}news.stories"
 
     @property
-    def alerts(self) -> str:  # key: story id
+    def alerts(self) -> str:  # key: story id; one partition (see specs)
         return f"{self.prefix}news.alerts"
 
     @property
-    def alerts_dead(self) -> str:  # alerts that could not be delivered, kept
+    def alerts_dead(self) -> str:  # undeliverable alerts, key "alert id|route"; compacted
         return f"{self.prefix}news.alerts.dead"
+
+    @property
+    def silences(self) -> str:  # key: silence id, a null value removes it; compacted
+        return f"{self.prefix}news.silences"
 
     @property
     def dead_letters(self) -> str:  # records that failed to decode or process, with the error
@@ -62,8 +66,12 @@ class Topics:
             # for how to repartition by LSH band once one partition is not enough.
             TopicSpec(self.candidates, 1, keep),
             TopicSpec(self.stories, partitions, keep),
-            TopicSpec(self.alerts, partitions, keep),
-            TopicSpec(self.alerts_dead, 1, forever),
+            # One partition: a route's rate limit, group window and quiet-hours digest need
+            # every alert of the route in one place. Alerts are few (a busy day: thousands).
+            TopicSpec(self.alerts, 1, keep),
+            # Compacted, keyed: `monitor alerts resend` removes an entry with a null value.
+            TopicSpec(self.alerts_dead, 1, (("cleanup.policy", "compact"),)),
+            TopicSpec(self.silences, 1, (("cleanup.policy", "compact"),)),
             TopicSpec(self.dead_letters, 1, forever),
         ]
 

@@ -4,7 +4,13 @@ Everything in an alert that came from a feed (title, snippets, sources, link) is
 control characters never reach a header, the HTML part escapes every value, and only http(s)
 links become links. Threading needs no state: a story's ``opened`` alert carries the story's root
 Message-ID ``<story-{story_id}@{thread_domain}>``; its later alerts get their own Message-ID and
-point at that root with In-Reply-To / References, so mail clients keep one thread per story.
+point at that root with In-Reply-To / References, so mail clients keep one thread per story
+(escalations, updates and the closing "resolved" message alike).
+
+A digest (several stories held by a group window, quiet hours or a rate limit) is one email of
+its own, in no story's thread: its Message-ID is ``<digest-{digest_id}@{thread_domain}>``. It
+lists each story with the same escaping as a single alert, and its size is bounded however many
+stories it holds.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Literal, get_args
@@ -27,9 +33,17 @@ import aiosmtplib
 from pydantic import SecretStr
 
 from monitor.errors import RetryableSinkError, SinkConfigError, SinkError
-from monitor.models import Alert
+from monitor.models import Alert, Digest
 from monitor.sinks.base import Sink
-from monitor.sinks.render import format_term
+from monitor.sinks.render import (
+    KIND_WORDS,
+    coverage,
+    digest_alerts,
+    digest_headline,
+    digest_level,
+    format_term,
+    kind_label,
+)
 
 Security = Literal["none", "starttls", "tls"]
 
@@ -40,6 +54,14 @@ SOURCE_MAX = 200
 SOURCES_MAX = 50  # sources listed, the rest are counted
 URL_MAX = 2048
 ID_MAX = 200
+
+# A digest lists at most this many stories, each shorter than a single alert's email, and stops
+# early (with "and N more") once its text and HTML parts together reach DIGEST_BODY_MAX.
+DIGEST_STORIES_MAX = 100
+DIGEST_TITLE_MAX = 300
+DIGEST_SOURCES_MAX = 10
+DIGEST_TERMS_MAX = 12
+DIGEST_BODY_MAX = 200_000
 
 _ID_SAFE = re.compile(rf"[A-Za-z0-9._-]{{1,{ID_MAX}}}")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -180,22 +202,40 @@ def alert_message_id(alert_id: str, domain: str) -> str:
 
 
 def subject(alert: Alert) -> str:
-    """``[HIGH] title`` or ``[CRITICAL] Escalated: title``: one line, bounded."""
+    """``[HIGH] title``, ``[CRITICAL] Escalated: title``, ``[HIGH] Update: title`` or
+    ``[HIGH] Resolved: title``: one line, bounded."""
     title = clean(alert.title, SUBJECT_TITLE_MAX) or "(no title)"
-    change = "Escalated: " if alert.kind == "escalated" else ""
+    change = "" if alert.kind == "opened" else f"{KIND_WORDS[alert.kind]}: "
     return f"[{alert.level.name.upper()}] {change}{title}"
 
 
-def _sources(alert: Alert) -> list[str]:
-    names = [clean(s, SOURCE_MAX) for s in alert.sources[:SOURCES_MAX]]
-    if len(alert.sources) > SOURCES_MAX:
-        names.append(f"and {len(alert.sources) - SOURCES_MAX} more")
+def digest_subject(digest: Digest) -> str:
+    """``[HIGH] 3 stories: <first title> and 2 more``: one line, bounded. The first title is
+    the most severe story's."""
+    alerts = digest_alerts(digest)
+    level = digest_level(digest).name.upper()
+    if not alerts:
+        return f"[{level}] No stories"
+    title = clean(alerts[0].title, SUBJECT_TITLE_MAX) or "(no title)"
+    if len(alerts) == 1:
+        return f"[{level}] 1 story: {title}"
+    return f"[{level}] {len(alerts)} stories: {title} and {len(alerts) - 1} more"
+
+
+def _sources(alert: Alert, limit: int = SOURCES_MAX) -> list[str]:
+    names = [clean(s, SOURCE_MAX) for s in alert.sources[:limit]]
+    if len(alert.sources) > limit:
+        names.append(f"and {len(alert.sources) - limit} more")
     return names
 
 
 def _level_line(alert: Alert) -> str:
     if alert.kind == "escalated":
         return f"{alert.level.name} (escalated from {alert.previous_level.name})"
+    if alert.kind == "updated":
+        return f"{alert.level.name} (update: {coverage(alert)})"
+    if alert.kind == "resolved":
+        return f"{alert.level.name} (resolved: no new coverage for a while, {coverage(alert)})"
     return f"{alert.level.name} (opened)"
 
 
@@ -228,6 +268,14 @@ def text_body(alert: Alert) -> str:
 
 def _e(text: str, limit: int | None = None) -> str:
     return html.escape(clean(text, limit), quote=True)
+
+
+def _link(url: str, text: str) -> str:
+    """``text`` (already escaped) as a link to ``url`` if it is http(s); else just the text."""
+    safe = safe_url(url)
+    if safe is None:
+        return text
+    return f'<a href="{html.escape(safe, quote=True)}">{text}</a>'
 
 
 def html_body(alert: Alert) -> str:
@@ -267,6 +315,72 @@ def html_body(alert: Alert) -> str:
     )
 
 
+def _digest_story_text(n: int, alert: Alert) -> str:
+    terms = alert.terms[:DIGEST_TERMS_MAX]
+    why = "  ".join(clean(format_term(t), SOURCE_MAX) for t in terms)
+    if len(alert.terms) > len(terms):
+        why += f"  (and {len(alert.terms) - len(terms)} more)"
+    sources = _sources(alert, DIGEST_SOURCES_MAX)
+    lines = [
+        f"{n}. [{alert.level.name.upper()}] {kind_label(alert)}: "
+        f"{clean(alert.title, DIGEST_TITLE_MAX) or '(no title)'}",
+        f"   Seen:    {coverage(alert)}",
+        f"   Why:     score {alert.score:g} = {why or '-'}",
+        f"   Sources ({len(alert.sources)}): {', '.join(sources) or '-'}",
+        f"   Link:    {clean(alert.url, URL_MAX) or '-'}",
+        f"   Story:   {clean(alert.story_id, ID_MAX)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _digest_story_html(alert: Alert) -> str:
+    title = _e(alert.title, DIGEST_TITLE_MAX) or "(no title)"
+    terms = alert.terms[:DIGEST_TERMS_MAX]
+    why = ", ".join(_e(format_term(t), SOURCE_MAX) for t in terms)
+    if len(alert.terms) > len(terms):
+        why += f" (and {len(alert.terms) - len(terms)} more)"
+    sources = ", ".join(html.escape(s, quote=True) for s in _sources(alert, DIGEST_SOURCES_MAX))
+    url = "" if safe_url(alert.url) is not None else f"<br>Link: {_e(alert.url, URL_MAX) or '-'}"
+    return (
+        f"<li><p><b>{alert.level.name.upper()}</b> · {html.escape(kind_label(alert))}: "
+        f"<b>{_link(alert.url, title)}</b><br>"
+        f"Seen: {html.escape(coverage(alert))}<br>"
+        f"Why: score {_e(f'{alert.score:g}')} = {why or '-'}<br>"
+        f"Sources ({len(alert.sources)}): {sources or '-'}{url}<br>"
+        f"Story: {_e(alert.story_id, ID_MAX)}</p></li>"
+    )
+
+
+def digest_bodies(digest: Digest) -> tuple[str, str]:
+    """The text and HTML parts of a digest email. Stories are listed most severe first, as long
+    as they fit (DIGEST_STORIES_MAX, DIGEST_BODY_MAX); the rest are counted."""
+    alerts = digest_alerts(digest)
+    head = html.escape(digest_headline(digest))
+    texts: list[str] = []
+    items: list[str] = []
+    used = 0
+    for n, alert in enumerate(alerts[:DIGEST_STORIES_MAX], start=1):
+        text, item = _digest_story_text(n, alert), _digest_story_html(alert)
+        if texts and used + len(text) + len(item) > DIGEST_BODY_MAX:
+            break
+        texts.append(text)
+        items.append(item)
+        used += len(text) + len(item)
+    more = len(alerts) - len(texts)
+    tail = f"… and {more} more {'story' if more == 1 else 'stories'} not shown\n" if more else ""
+    footer = f"Digest:  {clean(digest.id, ID_MAX)}\n"
+    text_part = f"{digest_headline(digest)}\n\n" + "\n".join(texts) + "\n" + tail + footer
+    html_part = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
+        f"<h2>{head}</h2>"
+        f"<ol>{''.join(items)}</ol>"
+        + (f"<p>{html.escape(tail.strip())}</p>" if tail else "")
+        + f"<p>Digest: {_e(digest.id, ID_MAX)}</p>"
+        "</body></html>\n"
+    )
+    return text_part, html_part
+
+
 class EmailSink(Sink):
     name = "email"
 
@@ -277,16 +391,21 @@ class EmailSink(Sink):
         c = self.config
         return f"EmailSink({c.host}:{c.port}, {c.security}, to={list(c.recipients)})"
 
-    def message(self, alert: Alert) -> EmailMessage:
+    def _envelope(self, subject_line: str, created: datetime) -> EmailMessage:
         c = self.config
         msg = EmailMessage()
-        msg["Subject"] = subject(alert)
+        msg["Subject"] = subject_line
         msg["From"] = c.sender
         msg["To"] = ", ".join(c.recipients)
-        created = alert.created_at
         if created.tzinfo is None:
             created = created.replace(tzinfo=UTC)
         msg["Date"] = format_datetime(created)
+        return msg
+
+    def message(self, alert: Alert) -> EmailMessage:
+        c = self.config
+        msg = self._envelope(subject(alert), alert.created_at)
+        # Every kind but "opened" (escalated, updated, resolved) replies to the story's root.
         root = thread_root_id(alert.story_id, c.thread_domain)
         if alert.kind == "opened":
             msg["Message-ID"] = root
@@ -302,12 +421,32 @@ class EmailSink(Sink):
         msg.add_alternative(html_body(alert), subtype="html")
         return msg
 
+    def digest_message(self, digest: Digest) -> EmailMessage:
+        """One email for the whole digest, threaded under no story (it belongs to several)."""
+        c = self.config
+        msg = self._envelope(digest_subject(digest), digest.created_at)
+        msg["Message-ID"] = f"<digest-{_id_part(digest.id)}@{c.thread_domain}>"
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Monitor-Digest"] = _id_part(digest.id)
+        msg["X-Monitor-Digest-Reason"] = digest.reason
+        msg["X-Monitor-Level"] = digest_level(digest).name
+        text, html_part = digest_bodies(digest)
+        msg.set_content(text)
+        msg.add_alternative(html_part, subtype="html")
+        return msg
+
     async def send(self, alert: Alert) -> None:
+        await self._send(self.message(alert))
+
+    async def send_digest(self, digest: Digest) -> None:
+        await self._send(self.digest_message(digest))
+
+    async def _send(self, message: EmailMessage) -> None:
         c = self.config
         password = c.password.get_secret_value() if c.password is not None else None
         try:
             await aiosmtplib.send(
-                self.message(alert),
+                message,
                 sender=c.envelope_sender,
                 recipients=c.envelope_recipients,
                 hostname=c.host,
@@ -353,13 +492,17 @@ def _transient(exc: Exception) -> bool:
 
 
 def _secret_forms(username: str, password: str | None) -> list[str]:
-    """The password as it may appear in text: plain, and base64 as AUTH PLAIN / LOGIN send it."""
-    if not password:
-        return []
-    forms = [password]
-    for raw in (password, f"\0{username}\0{password}", f"{username}\0{password}"):
-        forms.append(base64.b64encode(raw.encode()).decode())
-    return forms
+    """The credentials as they may appear in text: plain, and base64 as AUTH PLAIN / LOGIN send
+    them. The username counts too (MONITOR_SMTP_USERNAME is a secret: servers quote it back in
+    refusals); a very short one is left alone, as replacing it would garble the message."""
+    forms: list[str] = []
+    if password:
+        forms.append(password)
+        for raw in (password, f"\0{username}\0{password}", f"{username}\0{password}"):
+            forms.append(base64.b64encode(raw.encode()).decode())
+    if len(username) >= 4:
+        forms += [username, base64.b64encode(username.encode()).decode()]
+    return sorted(forms, key=len, reverse=True)  # longest first: a form may contain another
 
 
 def _redact(text: str, secrets: list[str]) -> str:

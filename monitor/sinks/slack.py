@@ -1,6 +1,10 @@
 """Alerts posted to Slack: with a bot token (``chat.postMessage``, one thread per story) or with
 an incoming webhook (one message per alert, no threading).
 
+A story's first alert starts its thread; escalations, updates and the short closing "resolved"
+note are replies in it. A digest (several stories held together) is one message of its own,
+never any story's thread, within Slack's block limits however many stories it holds.
+
 Everything in an alert that comes from feeds (titles, snippets, outlet names, URLs) is
 untrusted: it is stripped of control and bidi-override characters, capped, and escaped for
 Slack's mrkdwn (``&`` ``<`` ``>``), and every mrkdwn text object is sent ``verbatim`` so that a
@@ -17,6 +21,7 @@ import asyncio
 import logging
 import math
 import re
+import time
 import unicodedata
 import weakref
 from collections.abc import Mapping, MutableMapping, Sequence
@@ -33,9 +38,18 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from monitor.errors import RetryableSinkError, SinkConfigError, SinkError
-from monitor.models import Alert, Level
+from monitor.models import Alert, Digest, Level
+from monitor.pipeline.alerting import THREAD_RETENTION
 from monitor.sinks.base import Sink
-from monitor.sinks.render import format_term
+from monitor.sinks.render import (
+    coverage,
+    digest_alerts,
+    digest_headline,
+    digest_level,
+    format_term,
+    kind_label,
+    plural,
+)
 
 # Slack's limits (https://docs.slack.dev/reference/block-kit/blocks).
 MAX_BLOCKS = 50
@@ -51,6 +65,16 @@ MAX_SOURCE = 60
 MAX_SOURCES_SHOWN = 10
 MAX_URL = 1000
 MAX_LABEL = 200
+
+# A digest: a header, one section per story while they fit, then "… and N more". Slack also
+# refuses a message whose blocks hold more than ~13,000 characters in all (msg_blocks_too_long,
+# undocumented), hence a total budget below that.
+MAX_DIGEST_CHARS = 12_000
+MAX_DIGEST_SECTION = 2000  # one story: never cut inside its headline's link (see _digest_story)
+MAX_DIGEST_TITLE = 200
+MAX_DIGEST_LINK = 500  # escaped; a longer URL is not linked in a digest
+MAX_DIGEST_WHY = 300
+MAX_DIGEST_SOURCES = 5
 
 ELLIPSIS = "…"
 
@@ -129,14 +153,29 @@ class SlackConfig:
         return "bot" if self.bot_token is not None else "webhook"
 
 
+PRUNE_EVERY = 200  # new threads between sweeps of the thread table
+
+
+def _ts_seconds(ts: str) -> float:
+    try:
+        return float(ts)
+    except ValueError:
+        return float("inf")  # not a Slack ts: keep it rather than guess
+
+
 class SlackSink(Sink):
     """Posts each alert to Slack as Block Kit.
 
-    With a bot token, a story's first alert starts a message and later ones (escalations) are
-    replies in its thread, broadcast to the channel when they reach *critical*. ``threads``
-    (story id -> the ``ts`` of the story's message) is where that is remembered: pass a durable
-    mapping (an SQLite table, a Faust table) to keep threading across restarts; the default is an
-    in-memory dict. With only a webhook, every alert is a new message."""
+    With a bot token, a story's first alert starts a message and later ones (escalations,
+    updates, the closing "resolved" note) are replies in its thread; an escalation is broadcast
+    to the channel when it reaches *critical*. ``threads`` (story id -> the ``ts`` of the story's
+    message) is where that is remembered: pass a durable mapping (an SQLite table, a Faust table)
+    to keep threading across restarts; the default is an in-memory dict. With only a webhook,
+    every alert is a new message.
+
+    A digest is always a message of its own, never a reply and never recorded as a thread: it
+    speaks of several stories. A story whose first alert went out in a digest gets its thread
+    from its next single alert."""
 
     name = "slack"
 
@@ -153,6 +192,7 @@ class SlackSink(Sink):
         self._web: AsyncWebClient | None = None
         self._webhook: AsyncWebhookClient | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._new_threads = 0
 
     def __repr__(self) -> str:
         where = f"channel={self.config.channel!r}" if self.config.mode == "bot" else "webhook"
@@ -175,8 +215,29 @@ class SlackSink(Sink):
                 and alert.level >= Level.critical
             )
             ts = await self._post_message(message, thread_ts=thread_ts, broadcast=broadcast)
-            if thread_ts is None:
+            # The first message of a story is its thread's root; but a lone "resolved" note
+            # (the story's thread is unknown) is no place for what may follow.
+            if thread_ts is None and alert.kind != "resolved":
                 self.threads[alert.story_id] = ts
+                self._new_threads += 1
+                if self._new_threads % PRUNE_EVERY == 0:
+                    self.prune(time.time())
+
+    def prune(self, now: float) -> int:
+        """Forget threads older than THREAD_RETENTION (a story is closed long before: later
+        copies make a new story, with a new thread). A thread's ``ts`` is its post time."""
+        cutoff = now - THREAD_RETENTION.total_seconds()
+        stale = [k for k, ts in list(self.threads.items()) if _ts_seconds(ts) < cutoff]
+        for key in stale:
+            del self.threads[key]
+        return len(stale)
+
+    async def send_digest(self, digest: Digest) -> None:
+        message = build_digest(digest)
+        if self.config.mode == "webhook":
+            await self._post_webhook(message)
+        else:
+            await self._post_message(message, thread_ts=None, broadcast=False)
 
     async def close(self) -> None:
         if self._own_session and self._session is not None:
@@ -435,22 +496,40 @@ def _mrkdwn(text: str) -> dict[str, Any]:
     return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
-def _change(alert: Alert) -> str:
+RESOLVED_EMOJI = "✅"
+
+
+def _verb(alert: Alert) -> str:
+    """The notification's opening words (no feed text)."""
+    level = alert.level.name.upper()
     if alert.kind == "escalated":
-        return f"Escalated ({alert.previous_level.name} → {alert.level.name})"
-    return "New"
+        return f"Escalated to {level} (was {alert.previous_level.name})"
+    if alert.kind == "updated":
+        return f"Update ({level})"
+    if alert.kind == "resolved":
+        return f"Resolved ({level})"
+    return f"New {level} alert"
+
+
+def _sources_text(sources: Sequence[str], shown: int) -> str:
+    """Outlet names, cleaned and escaped, the first ``shown`` of them; the rest counted."""
+    names = [clean(s, MAX_SOURCE) for s in sources[:shown]]
+    more = len(sources) - len(names)
+    return escape(", ".join(names)) + (f" and {more} more" if more > 0 else "")
 
 
 def build_message(alert: Alert) -> Message:
     """The Block Kit message for an alert, within Slack's limits, with every feed-supplied
-    field made inert."""
+    field made inert. A ``resolved`` alert gets a short note (see :func:`build_resolved`)."""
+    if alert.kind == "resolved":
+        return build_resolved(alert)
     emoji = EMOJI.get(alert.level, "⚪")
     level = alert.level.name.upper()
     title = safe(alert.title or "(untitled)", MAX_TITLE)
     story = safe(alert.story_id, 80)
     link = safe_link(alert.url) if alert.url else None
 
-    header = clean(f"{emoji} {level} · {_change(alert)}", MAX_HEADER)
+    header = clean(f"{emoji} {level} · {kind_label(alert)}", MAX_HEADER)
 
     headline = f"*<{link}|{title}>*" if link else f"*{title}*"
     summary = [
@@ -458,6 +537,8 @@ def build_message(alert: Alert) -> Message:
         f"Score *{alert.score:g}* · {level} · "
         f"{len(alert.sources)} outlet{'s' if len(alert.sources) != 1 else ''}",
     ]
+    if alert.kind == "updated":
+        summary.append(f"_More coverage: {coverage(alert)}_")
 
     why = [f"*Why* — score {alert.score:g}"]
     why += [f"• {safe(format_term(t), MAX_LABEL)}" for t in alert.terms]
@@ -467,9 +548,7 @@ def build_message(alert: Alert) -> Message:
         count = f", {hit.articles} articles" if hit.articles > 1 else ""
         why.append(f"• *{safe(hit.rule_id, 80)}* ({where}{count}): “{words}”")
 
-    shown = [clean(s, MAX_SOURCE) for s in alert.sources[:MAX_SOURCES_SHOWN]]
-    more = len(alert.sources) - len(shown)
-    sources = escape(", ".join(shown)) + (f" and {more} more" if more > 0 else "")
+    sources = _sources_text(alert.sources, MAX_SOURCES_SHOWN)
     context = [
         f"Sources ({len(alert.sources)}): {sources or 'none'}",
         f"Story `{story}`",
@@ -489,10 +568,86 @@ def build_message(alert: Alert) -> Message:
         },
     ]
 
-    verb = (
-        f"Escalated to {level} (was {alert.previous_level.name})"
-        if alert.kind == "escalated"
-        else f"New {level} alert"
-    )
-    text = _cap_escaped(f"{emoji} {verb}: {title} (story {story})", MAX_TEXT)
+    text = _cap_escaped(f"{emoji} {_verb(alert)}: {title} (story {story})", MAX_TEXT)
     return Message(text=text, blocks=blocks[:MAX_BLOCKS])
+
+
+def build_resolved(alert: Alert) -> Message:
+    """The closing note of a story: short, as it mostly lands in the story's thread, but naming
+    the story (title, link) so that it also reads on its own (a webhook, a lost thread)."""
+    level = alert.level.name.upper()
+    title = safe(alert.title or "(untitled)", MAX_TITLE)
+    story = safe(alert.story_id, 80)
+    link = safe_link(alert.url) if alert.url else None
+    headline = f"*<{link}|{title}>*" if link else f"*{title}*"
+    lines = [
+        f"{RESOLVED_EMOJI} *Resolved* · {level} · {headline}",
+        f"No new coverage for a while; closed at {level} after {coverage(alert)}.",
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": _mrkdwn(_fit_lines(lines, MAX_SECTION))},
+        {"type": "context", "elements": [_mrkdwn(f"Story `{story}`")]},
+    ]
+    text = _cap_escaped(f"{RESOLVED_EMOJI} {_verb(alert)}: {title} (story {story})", MAX_TEXT)
+    return Message(text=text, blocks=blocks)
+
+
+def _digest_story(alert: Alert) -> str:
+    """One story of a digest as mrkdwn: level, kind and linked title; a short why; sources.
+    Every part is capped so the whole stays under MAX_DIGEST_SECTION: the headline, which
+    holds the link markup, is never cut (a cut link would leave a dangling ``<``)."""
+    emoji = RESOLVED_EMOJI if alert.kind == "resolved" else EMOJI.get(alert.level, "⚪")
+    title = safe(alert.title or "(untitled)", MAX_DIGEST_TITLE)
+    link = safe_link(alert.url) if alert.url else None
+    if link is not None and len(link) > MAX_DIGEST_LINK:
+        link = None
+    headline = f"*<{link}|{title}>*" if link else f"*{title}*"
+    why = _cap_escaped(escape(", ".join(format_term(t) for t in alert.terms[:8])), MAX_DIGEST_WHY)
+    lines = [
+        f"{emoji} *{alert.level.name.upper()}* · {escape(kind_label(alert))} · {headline}",
+        f"Why: score {alert.score:g}" + (f" ({why})" if why else ""),
+        f"Sources ({len(alert.sources)}): "
+        f"{_sources_text(alert.sources, MAX_DIGEST_SOURCES) or 'none'}",
+    ]
+    return _fit_lines(lines, MAX_DIGEST_SECTION)
+
+
+def build_digest(digest: Digest) -> Message:
+    """One Block Kit message for a digest: a header, a section per story (most severe first),
+    then "… and N more" for the stories that did not fit in MAX_BLOCKS blocks or in
+    MAX_DIGEST_CHARS characters. Feed text is made inert exactly as in single alerts."""
+    level = digest_level(digest)
+    emoji = EMOJI.get(level, "⚪")
+    alerts = digest_alerts(digest)
+    header = clean(f"{emoji} {digest_headline(digest)}", MAX_HEADER)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header, "emoji": True}}
+    ]
+    used = len(header)
+    tail_room = 100  # for the closing context block
+    for i, alert in enumerate(alerts):
+        # Leave room for the "… and N more" block (unless this is the last story).
+        last = i == len(alerts) - 1
+        if len(blocks) >= MAX_BLOCKS - (0 if last else 1):
+            break
+        section = _digest_story(alert)
+        if used + len(section) > MAX_DIGEST_CHARS - tail_room:
+            break
+        blocks.append({"type": "section", "text": _mrkdwn(section)})
+        used += len(section)
+    shown = len(blocks) - 1
+    more = len(alerts) - shown
+    if more > 0:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    _mrkdwn(f"{ELLIPSIS} and {plural(more, 'more story', 'more stories')}")
+                ],
+            }
+        )
+    titles = "; ".join(safe(a.title or "(untitled)", 100) for a in alerts[:5])
+    if len(alerts) > 5:
+        titles += f"; {ELLIPSIS} and {len(alerts) - 5} more"
+    text = _cap_escaped(f"{emoji} {escape(digest_headline(digest))}: {titles}", MAX_TEXT)
+    return Message(text=text, blocks=blocks)

@@ -56,6 +56,7 @@ class Deployment:
     prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}-")
     partitions: int = 4
     workers: list[subprocess.Popen[str]] = field(default_factory=list)
+    rules: Path = REPO / "alert_rules"
 
     @property
     def env(self) -> dict[str, str]:
@@ -66,7 +67,7 @@ class Deployment:
             "MONITOR_KAFKA_GROUP": f"{self.prefix}group",
             "MONITOR_KAFKA_PARTITIONS": str(self.partitions),
             "MONITOR_LOG_FORMAT": "json",
-            "MONITOR_RULES": str(REPO / "alert_rules"),
+            "MONITOR_RULES": str(self.rules),
         }
 
     def topic(self, name: str) -> str:

@@ -43,8 +43,8 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
     controller.stop()
 
 
-async def test_seed_story_is_one_email_thread(tmp_path: Path, smtp: tuple[int, Inbox]) -> None:
-    port, inbox = smtp
+def email_only(tmp_path: Path, port: int) -> tuple[Path, Settings]:
+    """The bundled rules with one route, email at high, to the SMTP server on ``port``."""
     rules = tmp_path / "rules"
     shutil.copytree(RULES, rules)
     (rules / "routes.yaml").write_text(
@@ -58,6 +58,12 @@ async def test_seed_story_is_one_email_thread(tmp_path: Path, smtp: tuple[int, I
         email_from="monitor@example.org",
         email_to="desk@example.org, duty@example.org",
     )
+    return rules, settings
+
+
+async def test_seed_story_is_one_email_thread(tmp_path: Path, smtp: tuple[int, Inbox]) -> None:
+    port, inbox = smtp
+    rules, settings = email_only(tmp_path, port)
     runtime = EmbeddedRuntime(settings, load_ruleset(rules), load_feeds(sample_feeds_path()))
     report = await runtime.run(once=True)
     assert report.failed == 0 and report.skipped_routes == {}
@@ -88,3 +94,32 @@ async def test_an_unconfigured_email_route_is_skipped_and_reported(tmp_path: Pat
     await runtime.run(once=True)
     assert "MONITOR_SMTP_HOST" in runtime.report.skipped_routes["desk-email"]
     assert (tmp_path / "a.jsonl").read_text().count("militarily and technically") >= 1
+
+
+async def test_smtp_down_for_30_seconds_then_back_every_alert_arrives_once(
+    tmp_path: Path,
+) -> None:
+    """The server is unreachable when the alerts are decided; delivery keeps retrying with
+    backoff and everything arrives, once, after it comes back."""
+    import asyncio
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rules, settings = email_only(tmp_path, port)
+    runtime = EmbeddedRuntime(settings, load_ruleset(rules), load_feeds(sample_feeds_path()))
+    run = asyncio.create_task(runtime.run(once=True))
+    await asyncio.sleep(30)
+    assert not run.done(), "the run gave up while the server was down"
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        report = await asyncio.wait_for(run, 120)
+    finally:
+        controller.stop()
+    assert report.failed == 0 and report.delivered >= 2
+    seed = [m for m in inbox.messages if "militarily and technically" in str(m["Subject"])]
+    assert [str(m["Subject"]).split("]")[0] for m in seed] == ["[HIGH", "[CRITICAL"]
+    ids = [m["Message-ID"] for m in inbox.messages]
+    assert len(ids) == len(set(ids)) == report.delivered

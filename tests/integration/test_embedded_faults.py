@@ -48,3 +48,57 @@ async def test_a_failing_article_is_set_aside_and_the_rest_go_on(
     assert len(stories) >= 30  # the other articles went on
     assert any("militarily and technically" in a.title for a in sink.alerts)  # other copies
     store.close()
+
+
+async def test_a_destination_being_retried_holds_up_only_its_own_route(tmp_path: Path) -> None:
+    """Email's server refuses connections: its alerts are retried (then set aside), while the
+    JSON-lines route delivers at once."""
+    import asyncio
+    import json
+    import shutil
+    import socket
+    import time
+
+    from monitor.models import DeadAlert
+    from monitor.rules.ruleset import load_ruleset
+    from tests.conftest import RULES
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    (rules / "routes.yaml").write_text(
+        "routes:\n"
+        "  - {name: desk-email, sink: email, min_level: high}\n"
+        "  - {name: archive, sink: jsonl, min_level: high}\n"
+    )
+    jsonl = tmp_path / "alerts.jsonl"
+    settings = Settings(
+        state=tmp_path / "s.db",
+        jsonl=jsonl,
+        smtp_host="127.0.0.1",
+        smtp_port=closed_port,
+        smtp_security="none",
+        email_from="monitor@example.org",
+        email_to="desk@example.org",
+        delivery_attempts=2,  # about a second of backoff per alert, then set aside
+    )
+    runtime = EmbeddedRuntime(settings, load_ruleset(rules), load_feeds(sample_feeds_path()))
+    started = time.monotonic()
+    run = asyncio.create_task(runtime.run(once=True))
+    while not (jsonl.exists() and len(jsonl.read_text().splitlines()) >= 2):
+        assert time.monotonic() - started < 20, "the JSON-lines alerts never arrived"
+        await asyncio.sleep(0.05)
+    assert not run.done(), "email was not being retried"
+    assert time.monotonic() - started < 5, "the JSON-lines route waited for email's retries"
+    report = await asyncio.wait_for(run, 60)
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert report.failed == len(lines) >= 2  # every high alert: once in JSON lines, none by email
+    store = Store(tmp_path / "s.db")
+    dead = list(store.models("dead_alerts", DeadAlert).values())
+    store.close()
+    assert sorted((d.alert.story_id, d.alert.kind, d.alert.level.name) for d in dead) == sorted(
+        (line["story_id"], line["kind"], line["level"]) for line in lines
+    )
+    assert {d.alert.route for d in dead} == {"desk-email"}

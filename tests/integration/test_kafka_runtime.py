@@ -15,6 +15,7 @@ from monitor.feeds.sources import load_feeds, sample_feeds_path
 from monitor.models import Article
 from monitor.pipeline.dedupe import seen_before
 from tests.integration.kafka_support import (
+    REPO,
     Deployment,
     decided_articles,
     produce,
@@ -188,3 +189,39 @@ def test_sigkill_and_restart_lose_nothing_and_repeat_nothing(deployment: Deploym
     time.sleep(3)
     alerts = assert_invariants(d, published)
     assert [a["kind"] for a in seed_alerts(alerts)].count("opened") == 1
+
+
+def test_digests_and_resolution_run_on_ticks_in_kafka(deployment: Deployment) -> None:
+    """Time-driven work in the worker: stories crossing together leave as one digest when the
+    group window closes, and each alerted story is resolved once quiet, exactly once."""
+    import shutil
+
+    d = deployment
+    d.rules = d.root / "rules"
+    shutil.copytree(REPO / "alert_rules", d.rules)
+    (d.rules / "routes.yaml").write_text(
+        "routes:\n"
+        "  - {name: archive, sink: jsonl, min_level: low, group_window: 3s, resolve_after: 6s}\n"
+    )
+    d.start_worker()
+    assert d.poll_once().returncode == 0
+
+    def story_ids(kind_is_resolved: bool) -> set[object]:
+        return {a["story_id"] for a in d.alerts() if (a["kind"] == "resolved") == kind_is_resolved}
+
+    wait_for(
+        lambda: bool(story_ids(False)) and story_ids(True) == story_ids(False),
+        90,
+        "every alerted story resolved",
+        d,
+    )
+    alerts = d.alerts()
+    ids = [a["alert_id"] for a in alerts]
+    assert len(ids) == len(set(ids)), "an alert was delivered twice"
+    digests = {a["digest_id"] for a in alerts if a.get("digest_id")}
+    assert digests, "no digest: the stories that crossed together came one by one"
+    assert max(int(str(a.get("digest_size", 0))) for a in alerts) >= 2
+    resolved = [a for a in alerts if a["kind"] == "resolved"]
+    assert len(resolved) == len({a["story_id"] for a in resolved})  # once per story
+    time.sleep(8)  # another sweep or two: nothing more
+    assert len(d.alerts()) == len(alerts)

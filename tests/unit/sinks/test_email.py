@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -17,8 +17,8 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 from pydantic import SecretStr
 
 from monitor.errors import RetryableSinkError, SinkConfigError, SinkError
-from monitor.models import Alert, Level, RuleHit, ScoreTerm
-from monitor.sinks.email import EmailConfig, EmailSink
+from monitor.models import Alert, Digest, Level, RuleHit, ScoreTerm
+from monitor.sinks.email import DIGEST_STORIES_MAX, EmailConfig, EmailSink
 
 SENDER = "news-monitor@example.org"
 RECIPIENTS = ("desk@example.org", "Night Editor <night@example.net>")
@@ -216,6 +216,147 @@ async def test_escalation_threads_under_the_story(smtp: tuple[Controller, Collec
     text, html = parts(second)
     for body in (text, html):
         assert "critical" in body and "escalated from high" in body
+
+
+@pytest.mark.parametrize(
+    ("kind", "words", "body_words"),
+    [
+        ("updated", "Update", "update: 7 articles from 2 outlets"),
+        (
+            "resolved",
+            "Resolved",
+            "resolved: no new coverage for a while, 7 articles from 2 outlets",
+        ),
+    ],
+)
+async def test_update_and_resolution_thread_under_the_story(
+    smtp: tuple[Controller, Collector], kind: str, words: str, body_words: str
+) -> None:
+    controller, handler = smtp
+    sink = EmailSink(config(controller.port))
+    await sink.send(alert())
+    await sink.send(alert(id=f"{kind}0000ffff0000ffff", kind=kind, articles=7))
+
+    first, second = (parse(e) for e in handler.envelopes)
+    assert first["Message-ID"] == "<story-story42@example.org>"
+    assert second["Subject"] == f"[HIGH] {words}: Putin warns of military and technical response"
+    assert second["Message-ID"] == f"<{kind}0000ffff0000ffff@example.org>"
+    assert second["In-Reply-To"] == first["Message-ID"]
+    assert second["References"] == first["Message-ID"]
+    assert second["X-Monitor-Level"] == "high"
+    text, html = parts(second)
+    for body in (text, html):
+        assert body_words in body
+
+
+def digest(
+    *alerts: Alert, reason: Literal["group", "quiet", "rate"] = "quiet", id: str = "digest-0001"
+) -> Digest:
+    return Digest(
+        id=id,
+        route="desk-email",
+        sink="email",
+        reason=reason,
+        alerts=alerts,
+        created_at=datetime(2021, 12, 21, 7, 0, tzinfo=UTC),
+    )
+
+
+def three_stories() -> tuple[Alert, Alert, Alert]:
+    return (
+        alert(id="a-1", story_id="s1", level=Level.medium, title="Calm first title"),
+        alert(
+            id="a-2",
+            story_id="s2",
+            level=Level.critical,
+            kind="escalated",
+            previous_level=Level.high,
+            title=HOSTILE,
+            url="javascript:alert(1)",
+            sources=("<!channel>", "evil<b>feed</b>"),
+        ),
+        alert(
+            id="a-3",
+            story_id="s3",
+            kind="resolved",
+            title="<!channel> Third <script>x()</script>",
+            url="https://example.org/third?a=1&b=2",
+        ),
+    )
+
+
+async def test_a_digest_is_one_email_listing_every_story(
+    smtp: tuple[Controller, Collector],
+) -> None:
+    controller, handler = smtp
+    await EmailSink(config(controller.port)).send_digest(digest(*three_stories()))
+
+    [envelope] = handler.envelopes  # one email, not three
+    assert envelope.rcpt_tos == ["desk@example.org", "night@example.net"]
+    assert isinstance(envelope.content, bytes)
+    assert not [line for line in envelope.content.splitlines() if line.lower().startswith(b"bcc:")]
+    msg = parse(envelope)
+    assert msg["Bcc"] is None
+    # the highest level; the most severe story's title first, sanitised
+    assert msg["Subject"] == (
+        "[CRITICAL] 3 stories: Breaking Bcc: victim@example.com <script>alert(1)</script> "
+        "and 2 more"
+    )
+    assert msg["Message-ID"] == "<digest-digest-0001@example.org>"
+    assert msg["In-Reply-To"] is None and msg["References"] is None  # in no story's thread
+    assert msg["X-Monitor-Digest"] == "digest-0001"
+    assert msg["X-Monitor-Digest-Reason"] == "quiet"
+    assert msg["X-Monitor-Level"] == "critical"
+
+    text, html = parts(msg)
+    assert "[CRITICAL] 3 stories (held during quiet hours)" in text
+    assert "[CRITICAL] 3 stories (held during quiet hours)" in html
+    # every story, with level, kind, why and sources
+    assert "Calm first title" in text and "Calm first title" in html
+    assert "Breaking Bcc: victim@example.com" in text
+    assert "<!channel> Third <script>x()</script>" in text  # plain text is just text
+    for body in (text, html):
+        assert "+67.5 military-technical-response (headline)" in body
+        assert "global-wire, daily-courier" in body
+        assert "Escalated (high → critical)" in body and "Resolved" in body
+        assert "s1" in body and "s2" in body and "s3" in body
+        assert "1 article from 2 outlets" in body
+    assert text.index("Breaking") < text.index("Calm first title")  # most severe first
+    assert not [line for line in text.splitlines() if line.lower().startswith("bcc:")]
+    # hostile feed text is inert in HTML: escaped, and only http(s) links are links
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;!channel&gt; Third &lt;script&gt;x()&lt;/script&gt;" in html
+    assert "<b>feed</b>" not in html and "evil&lt;b&gt;feed&lt;/b&gt;" in html
+    assert "javascript:alert(1)" in html and 'href="javascript' not in html.lower()
+    assert html.lower().count("<a ") == 2  # stories 1 and 3, not the javascript: one
+    assert '<a href="https://example.org/third?a=1&amp;b=2">' in html
+
+
+async def test_a_huge_digest_is_bounded(smtp: tuple[Controller, Collector]) -> None:
+    controller, handler = smtp
+    many = [
+        alert(
+            id=f"a-{i}",
+            story_id=f"s{i}",
+            title="War " * 262_144 if i < 3 else f"Story {i}",
+            sources=tuple(f"outlet-{j}" for j in range(200)),
+        )
+        for i in range(DIGEST_STORIES_MAX + 50)
+    ]
+    await EmailSink(config(controller.port)).send_digest(digest(*many, reason="rate"))
+
+    [envelope] = handler.envelopes
+    assert isinstance(envelope.content, bytes)
+    assert len(envelope.content) < 500_000
+    msg = parse(envelope)
+    assert msg["Subject"].startswith(f"[HIGH] {DIGEST_STORIES_MAX + 50} stories: War War")
+    assert msg["Subject"].endswith(f"and {DIGEST_STORIES_MAX + 49} more")
+    assert len(msg["Subject"]) < 300
+    text, html = parts(msg)
+    assert "held by the rate limit" in text
+    assert "more stories not shown" in text and "more stories not shown" in html
+    assert "and 190 more" in text  # outlets are counted past the first few
 
 
 async def test_hostile_feed_text_is_inert(smtp: tuple[Controller, Collector]) -> None:

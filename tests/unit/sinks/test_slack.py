@@ -14,15 +14,17 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.errors import SinkConfigError, SinkError
-from monitor.models import Alert, AlertKind, Level, RuleHit, ScoreTerm
+from monitor.models import Alert, AlertKind, Digest, Level, RuleHit, ScoreTerm
 from monitor.sinks.slack import (
     MAX_BLOCKS,
+    MAX_DIGEST_CHARS,
     MAX_HEADER,
     MAX_SECTION,
     RetryableSinkError,
     SlackConfig,
     SlackRateLimited,
     SlackSink,
+    build_digest,
     build_message,
 )
 from tests.unit.sinks.slack_server import Endpoint, GarbageServer, SlackServer
@@ -146,6 +148,45 @@ async def test_bot_threads_escalations_under_the_story_message(
     assert "Escalated" in reply["text"]
 
 
+async def test_bot_threads_updates_and_the_resolution_under_the_story_message(
+    server: SlackServer, bot: SlackSink
+) -> None:
+    await bot.send(make_alert("story-1", "opened", Level.high))
+    await bot.send(make_alert("story-1", "updated", Level.high).model_copy(update={"articles": 7}))
+    await bot.send(make_alert("story-1", "resolved", Level.high).model_copy(update={"articles": 9}))
+
+    first, update, resolved = (r.body for r in server.api)
+    root = bot.threads["story-1"]
+    assert "thread_ts" not in first
+    assert update["thread_ts"] == root and resolved["thread_ts"] == root
+    assert "reply_broadcast" not in update and "reply_broadcast" not in resolved
+    assert dict(bot.threads) == {"story-1": root}  # the replies did not move the root
+
+    assert update["text"].startswith("🟠 Update (HIGH): Putin warns")
+    assert "HIGH · Update" in update["blocks"][0]["text"]["text"]
+    assert "More coverage: 7 articles from 2 outlets" in all_text(update)
+
+    # the closing note is short, and still names the story
+    assert resolved["text"].startswith("✅ Resolved (HIGH): Putin warns")
+    assert [b["type"] for b in resolved["blocks"]] == ["section", "context"]
+    note = resolved["blocks"][0]["text"]["text"]
+    assert "*Resolved*" in note
+    assert "*<https://news.example/world/putin-warns|Putin warns" in note
+    assert "closed at HIGH after 9 articles from 2 outlets" in note
+    assert len(all_text(resolved)) < 600
+
+
+async def test_a_resolution_without_a_known_thread_is_not_made_a_root(
+    server: SlackServer, bot: SlackSink
+) -> None:
+    await bot.send(make_alert("story-5", "resolved", Level.medium))
+    assert "thread_ts" not in server.api[0].body
+    assert dict(bot.threads) == {}
+    await bot.send(make_alert("story-5", "updated", Level.medium))  # the story came back
+    assert "thread_ts" not in server.api[1].body
+    assert "story-5" in bot.threads
+
+
 async def test_escalation_below_critical_is_not_broadcast(
     server: SlackServer, bot: SlackSink
 ) -> None:
@@ -241,6 +282,22 @@ async def test_webhook_escalation_is_a_new_message_naming_the_story(
     assert dict(hook.threads) == {}
 
 
+async def test_webhook_update_and_resolution_are_plain_messages(
+    server: SlackServer, hook: SlackSink
+) -> None:
+    await hook.send(make_alert("story-7", "opened", Level.high))
+    await hook.send(make_alert("story-7", "updated", Level.high))
+    await hook.send(make_alert("story-7", "resolved", Level.high))
+    assert len(server.webhook) == 3
+    update, resolved = server.webhook[1].body, server.webhook[2].body
+    for body in (update, resolved):
+        assert "thread_ts" not in body
+        assert "story-7" in body["text"]
+        assert "Putin warns" in all_text(body)
+    assert "Update" in update["text"] and "Resolved" in resolved["text"]
+    assert dict(hook.threads) == {}
+
+
 def test_a_non_http_url_is_not_linked() -> None:
     for url in ("javascript:alert(1)", "file:///etc/passwd", "news.example/a", ""):
         text = all_text({"b": build_message(make_alert(url=url)).blocks})
@@ -287,6 +344,166 @@ def test_truncation_never_cuts_an_entity_in_half() -> None:
     assert len(why) <= MAX_SECTION
     assert why.endswith("…")
     assert why[:-1].rstrip().endswith("&amp;")
+
+
+# -- (2b) digests ------------------------------------------------------------------------------
+
+
+def make_digest(*alerts: Alert, reason: Any = "quiet") -> Digest:
+    return Digest(
+        id="digest-1",
+        route="slack-high",
+        sink="slack",
+        reason=reason,
+        alerts=alerts,
+        created_at=NOW,
+    )
+
+
+CRLF_TITLE = "Breaking\r\nBcc: victim@example.com\r\n\r\n<!channel> pinged"
+SCRIPT_TITLE = "<script>alert(1)</script> and <https://evil.example|click>"
+
+
+def three_stories() -> tuple[Alert, Alert, Alert]:
+    return (
+        make_alert("story-a", "opened", Level.medium, title="Calm first story"),
+        make_alert("story-b", "escalated", Level.critical, Level.high, title=CRLF_TITLE),
+        make_alert(
+            "story-c",
+            "updated",
+            Level.high,
+            title=SCRIPT_TITLE,
+            sources=(HOSTILE, "ok-outlet"),
+            url="https://news.example/c|<!here>",
+        ),
+    )
+
+
+def assert_within_limits(blocks: list[dict[str, Any]]) -> None:
+    assert len(blocks) <= MAX_BLOCKS
+    total = 0
+    for block in blocks:
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= MAX_HEADER
+            total += len(block["text"]["text"])
+        elif block["type"] == "section":
+            assert len(block["text"]["text"]) <= MAX_SECTION
+            assert block["text"]["verbatim"] is True
+            total += len(block["text"]["text"])
+        else:
+            assert block["type"] == "context"
+            assert len(block["elements"]) <= 10
+            total += sum(len(e["text"]) for e in block["elements"])
+    assert total <= MAX_DIGEST_CHARS
+
+
+@pytest.mark.parametrize("mode", ["bot", "webhook"])
+async def test_a_digest_is_one_message_listing_every_story(server: SlackServer, mode: str) -> None:
+    sink = SlackSink(bot_config(server) if mode == "bot" else webhook_config(server))
+    await sink.send_digest(make_digest(*three_stories()))
+    await sink.close()
+
+    [seen] = server.api if mode == "bot" else server.webhook  # one message, not three
+    body = seen.body
+    assert "thread_ts" not in body
+    assert dict(sink.threads) == {}  # a digest is no story's thread
+    blocks = body["blocks"]
+    assert blocks[0]["type"] == "header"
+    assert blocks[0]["text"]["text"] == "🔴 [CRITICAL] 3 stories (held during quiet hours)"
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert len(sections) == 3
+    assert_within_limits(blocks)
+    # most severe first; level, kind, linked title, why and sources for each
+    assert sections[0].startswith("🔴 *CRITICAL* · Escalated (high → critical) · *<https://news")
+    assert sections[1].startswith("🟠 *HIGH* · Update · ")
+    assert sections[2].startswith(
+        "🟡 *MEDIUM* · New · *<https://news.example/world/putin-warns|Calm first story>*"
+    )
+    for section in sections:
+        assert "Why: score 88.6 (+67.5 military-technical-response (headline)" in section
+    assert "Sources (2): global-wire, daily-post" in sections[0]
+    # hostile titles are inert: one line, escaped, no mention, no forged link
+    text = all_text(body)
+    assert "Breaking Bcc: victim@example.com &lt;!channel&gt; pinged" in sections[0]
+    assert (
+        "&lt;script&gt;alert(1)&lt;/script&gt; and &lt;https://evil.example|click&gt;"
+        in sections[1]
+    )
+    assert "&lt;!channel&gt;" in body["text"]  # the notification fallback lists titles too
+    assert "Calm first story" in body["text"]
+    for raw in (seen.raw, text):
+        assert "<!channel>" not in raw and "<!here>" not in raw
+        assert "<script>" not in raw
+        assert "<https://evil.example|" not in raw
+        assert "<@U024BE7LH>" not in raw
+        assert "\r" not in raw and "\u202e" not in raw
+    # CR/LF in a title became spaces: the title stays on the story's first line
+    assert (
+        "Breaking Bcc: victim@example.com &lt;!channel&gt; pinged>*" in sections[0].split("\n")[0]
+    )
+    assert "https://news.example/c%7C%3C!here%3E|" in sections[1]
+    if mode == "bot":
+        assert body["parse"] == "none" and body["link_names"] is False
+
+
+async def test_a_story_first_seen_in_a_digest_opens_its_own_thread_later(
+    server: SlackServer, bot: SlackSink
+) -> None:
+    await bot.send_digest(make_digest(*three_stories()))
+    await bot.send(make_alert("story-a", "escalated", Level.high, Level.medium))
+    assert "thread_ts" not in server.api[1].body  # not a reply to the digest
+    assert list(bot.threads) == ["story-a"]
+    await bot.send(make_alert("story-a", "updated", Level.high))
+    assert server.api[2].body["thread_ts"] == bot.threads["story-a"]
+
+
+def test_a_digest_of_60_stories_stays_within_slack_limits() -> None:
+    stories = [
+        make_alert(f"story-{i:02d}", "opened", Level.high, title=f"Story number {i:02d}")
+        for i in range(60)
+    ]
+    msg = build_digest(make_digest(*stories, reason="group"))
+    assert_within_limits(msg.blocks)
+    assert msg.blocks[0]["text"]["text"] == "🟠 [HIGH] 60 stories (arrived together)"
+    sections = [b for b in msg.blocks if b["type"] == "section"]
+    assert 0 < len(sections) < 60
+    tail = msg.blocks[-1]
+    assert tail["type"] == "context"
+    assert tail["elements"][0]["text"] == f"… and {60 - len(sections)} more stories"
+    text = all_text({"b": msg.blocks})
+    assert "Story number 00" in text  # held order kept among equals
+    assert f"Story number {len(sections):02d}" not in text
+    assert len(msg.text) <= 3000 and "and 55 more" in msg.text
+
+
+def test_a_digest_of_60_huge_hostile_stories_stays_within_slack_limits() -> None:
+    hits = tuple(
+        RuleHit(rule_id=f"r{i}", phrase="p", text="t", snippet="&" * 280) for i in range(40)
+    )
+    terms = tuple(ScoreTerm(label="<&>" * 300, value=i) for i in range(40))
+    stories = [
+        make_alert(
+            f"story-{i}",
+            "escalated",
+            Level.critical,
+            Level.high,
+            title="&<>" * 5000,
+            url="https://news.example/" + "&" * 900,
+            sources=tuple("&" * 100 for _ in range(300)),
+        ).model_copy(update={"hits": hits, "terms": terms})
+        for i in range(60)
+    ]
+    msg = build_digest(make_digest(*stories, reason="rate"))
+    assert_within_limits(msg.blocks)
+    assert msg.blocks[0]["text"]["text"] == "🔴 [CRITICAL] 60 stories (held by the rate limit)"
+    sections = [b["text"]["text"] for b in msg.blocks if b["type"] == "section"]
+    assert sections
+    for section in sections:
+        assert section.count("<") == section.count(">") == 0  # too long a URL is not linked
+        assert "&lt;" in section
+    more = 60 - len(sections)
+    assert msg.blocks[-1]["elements"][0]["text"] == f"… and {more} more stories"
+    assert len(msg.text) <= 3000
 
 
 # -- (3) hostile text is inert -----------------------------------------------------------------
@@ -554,3 +771,18 @@ def test_modes_and_defaults() -> None:
 def test_message_json_round_trips() -> None:
     msg = build_message(make_alert())
     assert json.loads(json.dumps({"text": msg.text, "blocks": msg.blocks}))["text"] == msg.text
+
+
+def test_threads_older_than_the_retention_are_forgotten() -> None:
+    import time
+
+    from monitor.pipeline.alerting import THREAD_RETENTION
+    from monitor.sinks.slack import SlackSink
+
+    now = time.time()
+    old = f"{now - THREAD_RETENTION.total_seconds() - 60:.6f}"
+    fresh = f"{now - 3600:.6f}"
+    threads = {"old-story": old, "live-story": fresh}
+    sink = SlackSink(SlackConfig(bot_token=SecretStr("xoxb-test"), channel="C1"), threads=threads)
+    assert sink.prune(now) == 1
+    assert threads == {"live-story": fresh}
