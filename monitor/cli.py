@@ -16,11 +16,11 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor import logs
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, MonitorError, RuleLoadError, StateError
 from monitor.feeds.sources import FeedSource, load_feeds, sample_feeds_path
 from monitor.metrics import Metrics
 from monitor.models import Silence
-from monitor.rules.models import parse_duration
 from monitor.rules.ruleset import RuleSet, load_ruleset
 from monitor.rules.testing import run_rule_tests
 from monitor.settings import Settings

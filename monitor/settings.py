@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_channel: str | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # Every article as it arrived is kept this many days in the state file, for
+    # `monitor rules backtest --input state:PATH`; 0 keeps none.
+    archive_days: float = Field(default=30, ge=0)
     # Delivery retries: backoff doubles from 1 s up to delivery_max_delay; with the defaults a
     # destination may be down for about two minutes before an alert is set aside as dead.
     delivery_attempts: int = Field(default=8, ge=1, le=50)

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, Issue, RuleLoadError
 from monitor.yamlfile import Located, load_model, position
 
 _DUPLICATE = "duplicate feed name"
-_DURATION = re.compile(r"^\s*(?:(\d+)\s*h)?\s*(?:(\d+)\s*m)?\s*(?:(\d+)\s*s)?\s*$")
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from ``90``, ``"30s"``, ``"15m"``, ``"1h30m"``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m and any(m.groups()):
-            h, mi, s = (int(g or 0) for g in m.groups())
-            return float(h * 3600 + mi * 60 + s)
-    raise ValueError("must be a duration such as 30s, 15m, 1h or a number of seconds")
 
 
 class FeedSource(BaseModel):
@@ -42,7 +29,7 @@ class FeedSource(BaseModel):
     @field_validator("interval", mode="before")
     @classmethod
     def _duration(cls, v: object) -> float:
-        return parse_duration(v)
+        return parse_duration(v).total_seconds()
 
     @field_validator("url")
     @classmethod

@@ -3,13 +3,13 @@ silently as an ignored option)."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, time, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from monitor.durations import parse_duration
 from monitor.models import Level
 
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=80)]
@@ -111,29 +111,6 @@ class Scoring(Strict):
     title_boost: float = Field(default=1.5, ge=1, le=10)
     additional_rule_factor: float = Field(default=0.3, ge=0, le=1)
     corroboration: Corroboration = Field(default_factory=Corroboration)
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d|w)")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``"90s"``, ``"15m"``, ``"4h"``, ``"1d"``, ``"1h30m"`` or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip().lower().replace(" ", "")
-        parts = _DURATION.findall(text)
-        if "".join(n + u for n, u in parts) != text:
-            raise ValueError(f"{value!r} is not a duration: write e.g. 30s, 15m, 4h, 1d or 1h30m")
-        seconds = sum(float(n) * _UNIT[u] for n, u in parts)
-    else:
-        raise ValueError(f"{value!r} is not a duration: write e.g. 30s, 15m, 4h, 1d or 1h30m")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 from prometheus_client import start_http_server
@@ -33,6 +33,7 @@ from monitor.runtime.stages import Pipeline
 from monitor.settings import Settings
 from monitor.sinks.base import Sink
 from monitor.sinks.registry import build_route_sinks
+from monitor.state.archive import ArticleArchive
 from monitor.state.sqlite import Store
 
 _DONE = object()
@@ -92,6 +93,7 @@ class EmbeddedRuntime:
             self.sinks, self.store.table("ledger"), self.metrics, RetryPolicy.of(settings)
         )
         self.dead = self.store.models("dead_alerts", DeadAlert)
+        self.archive = ArticleArchive(self.store.db) if settings.archive_days > 0 else None
         # `monitor silence add` writes this table from another process; read it fresh each time
         self.silences = self.store.models("silences", Silence)
         self.dispatcher = Dispatcher(
@@ -188,11 +190,15 @@ class EmbeddedRuntime:
                         await outgoing.put(ledger_key(alert))
                     continue
                 assert isinstance(item, Article)
+                if self.archive is not None:
+                    self.archive.add(item)  # before processing: a failing article is kept too
                 try:
                     alerts = self.pipeline.process(item)
                 except Exception:  # one bad article must not stop the stream
                     log.exception("article_failed", article_id=item.id, feed=item.source)
                     self.store.rollback()  # none of its half-made changes, but keep it
+                    if self.archive is not None:
+                        self.archive.add(item)
                     self.metrics.dead_letters.labels("process").inc()
                     self.store.table("dead_articles")[item.id] = item.model_dump(mode="json")
                     self.store.commit()
@@ -203,6 +209,9 @@ class EmbeddedRuntime:
                 self._event_time = max(self._event_time, item.published)
                 if self.pipeline.counts.articles % _PRUNE_EVERY == 0:
                     self.pipeline.prune(self._event_time)
+                    if self.archive is not None:
+                        keep = timedelta(days=self.settings.archive_days)
+                        self.archive.prune(datetime.now(UTC) - keep)
                 self.store.commit()
                 for alert in alerts:
                     await outgoing.put(ledger_key(alert))

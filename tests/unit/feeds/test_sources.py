@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.durations import parse_duration
 from monitor.errors import ConfigError, RuleLoadError
-from monitor.feeds.sources import load_feeds, parse_duration, sample_feeds_path
+from monitor.feeds.sources import load_feeds, sample_feeds_path
 
 
 def write(tmp_path: Path, text: str, name: str = "feeds.yaml") -> Path:
@@ -48,10 +49,20 @@ def test_the_bundled_sample_feeds_load_and_point_at_existing_files() -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("15m", 900), ("1h", 3600), ("1h30m", 5400), ("1h 5m 10s", 3910), (90, 90)],
+    [
+        ("30s", 30),
+        ("15m", 900),
+        ("1h", 3600),
+        ("1h30m", 5400),
+        ("1h 5m 10s", 3910),
+        (90, 90),
+        ("1d", 86400),
+        ("2w", 1209600),
+        ("1.5h", 5400),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
-    assert parse_duration(text) == seconds
+    assert parse_duration(text).total_seconds() == seconds
 
 
 @pytest.mark.parametrize("bad", ["soon", "", "15 minutes", "-5m", True, None])
