@@ -22,10 +22,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 DEMO := .monitor/demo
 
 # The demo starts from empty state each time so it always replays the whole story; a real
-# deployment keeps its state (see README).
+# deployment keeps its state (see README). The demo shows alerts as panels; the per-alert log
+# lines (alert_raised, alert_delivered) appear with MONITOR_LOG_LEVEL=info.
 run: $(VENV)/.installed  ## poll the bundled sample feeds once and print the alerts
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(BIN)/monitor run --once --state $(DEMO)/state.db --jsonl $(DEMO)/alerts.jsonl
+	MONITOR_LOG_LEVEL=$${MONITOR_LOG_LEVEL:-warning} $(BIN)/monitor run --once --state $(DEMO)/state.db --jsonl $(DEMO)/alerts.jsonl
 
 test: $(VENV)/.installed-dev  ## the whole test suite
 	$(BIN)/python -m pytest

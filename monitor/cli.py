@@ -7,6 +7,7 @@ import json
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -52,38 +53,112 @@ def _load_rules_or_exit(path: Path, code: int = 2) -> RuleSet:
         raise typer.Exit(code) from None
 
 
+RulesDirs = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Rules directories (default: alert_rules).", show_default=False),
+]
+
+
 @rules_app.command("check")
-def rules_check(path: RulesDir = Path("alert_rules")) -> None:
-    """Validate rule, route and scoring files; print every problem as path:line:col."""
-    ruleset = _load_rules_or_exit(path, code=1)
-    out.print(
-        f"{path}: {len(ruleset.rules)} rules, {len(ruleset.routes)} routes, "
-        f"{len(ruleset.tests)} test cases — OK (version {ruleset.version})"
-    )
+def rules_check(paths: RulesDirs = None) -> None:
+    """Validate rule, route and scoring files and lint them: every problem of every file in one
+    run, as path:line:col: field: message. Exit 1 on an error; warnings alone exit 0."""
+    from monitor.rules.ruleset import check_ruleset
+
+    failed = False
+    for path in paths or [Path("alert_rules")]:
+        issues, ruleset = check_ruleset(path)
+        for issue in sorted(issues, key=lambda i: (i.path, i.line, i.col)):
+            out.print(str(issue), markup=False, highlight=False, soft_wrap=True)
+        errors = sum(i.severity == "error" for i in issues)
+        warnings = f", {len(issues) - errors} warning(s)" if len(issues) > errors else ""
+        if ruleset is None:
+            failed = True
+            out.print(f"[red]{path}: {errors} error(s){warnings}[/red]", soft_wrap=True)
+            continue
+        out.print(
+            f"{path}: {len(ruleset.rules)} rules, {len(ruleset.routes)} routes, "
+            f"{len(ruleset.tests)} test cases — OK (version {ruleset.version}){warnings}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if failed:
+        raise typer.Exit(1)
 
 
 @rules_app.command("test")
-def rules_test(path: RulesDir = Path("alert_rules")) -> None:
-    """Run the test cases carried by the rule files."""
-    ruleset = _load_rules_or_exit(path, code=1)
-    results = run_rule_tests(ruleset)
-    table = Table(title=f"rule tests in {path}")
-    for column in ("result", "where", "example", "expected", "fired / reason"):
-        table.add_column(column, overflow="fold")
-    failed = [r for r in results if not r.ok]
-    for r in failed + [r for r in results if r.ok]:
-        title, body = r.test.case.as_title_body
-        table.add_row(
-            "[green]pass[/green]" if r.ok else "[red]FAIL[/red]",
-            r.where,
-            (title or body)[:70],
-            ", ".join(r.test.case.expect) or "(none)",
-            ", ".join(r.fired) or "(none)" if r.ok else r.reason,
-        )
-    out.print(table)
-    out.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    if failed:
+def rules_test(paths: RulesDirs = None) -> None:
+    """Run the test cases carried by the rule files: each example must fire exactly the rules
+    in its `expect` (and reach its `level`, when it gives one). Exit 1 on a failure."""
+    failed_any = False
+    for path in paths or [Path("alert_rules")]:
+        try:
+            ruleset = load_ruleset(path)
+        except RuleLoadError as exc:
+            for issue in exc.issues:
+                err.print(str(issue), markup=False, highlight=False, soft_wrap=True)
+            err.print(f"[red]{len(exc.issues)} problem(s) in {path} (monitor rules check)[/red]")
+            failed_any = True
+            continue
+        results = run_rule_tests(ruleset)
+        table = Table(title=f"rule tests in {path}")
+        for column in ("result", "where", "example", "expected", "level", "fired / reason"):
+            table.add_column(column, overflow="fold")
+        failed = [r for r in results if not r.ok]
+        for r in failed + [r for r in results if r.ok]:
+            title, body = r.test.case.as_title_body
+            expected = ", ".join(r.test.case.expect) or "(none)"
+            if r.test.case.level is not None:
+                expected += f"; level {r.test.case.level}"
+            table.add_row(
+                "[green]pass[/green]" if r.ok else "[red]FAIL[/red]",
+                Text(r.where),
+                Text((title or body)[:70]),
+                Text(expected),
+                Text(f"{r.level.name} ({r.score:g})"),
+                Text(", ".join(r.fired) or "(none)" if r.ok else r.reason),
+            )
+        out.print(table)
+        for r in failed:  # one line each, whatever the terminal width: editors jump to them
+            out.print(f"FAIL {r.where}: {r.reason}", markup=False, highlight=False, soft_wrap=True)
+        summary = f"{path}: {len(results) - len(failed)} passed, {len(failed)} failed"
+        out.print(summary, markup=False, highlight=False, soft_wrap=True)
+        failed_any = failed_any or bool(failed)
+    if failed_any:
         raise typer.Exit(1)
+
+
+class SchemaKind(StrEnum):
+    rules = "rules"
+    routes = "routes"
+    scoring = "scoring"
+    feeds = "feeds"
+
+
+@rules_app.command("schema")
+def rules_schema(
+    kind: Annotated[
+        SchemaKind,
+        typer.Option(help="rules: a rule file; routes.yaml; scoring.yaml; feeds: a feed list."),
+    ] = SchemaKind.rules,
+    write: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every kind's schema into this directory (<kind>.schema.json) instead.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Print the JSON Schema of a kind of YAML file, for editors (yaml-language-server) to
+    check files as they are typed."""
+    from monitor.rules.schema import schema_text, write_schemas
+
+    if write is not None:
+        for written in write_schemas(write):
+            out.print(f"wrote {written}", markup=False, highlight=False, soft_wrap=True)
+        return
+    typer.echo(schema_text(kind.value), nl=False)
 
 
 @app.command()
@@ -100,7 +175,8 @@ def run(
         Path | None, typer.Option(help="Append alerts to this JSON-lines file.")
     ] = None,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics on this port (127.0.0.1).")
+        int | None,
+        typer.Option(help="Serve /metrics, /healthz and /readyz on this port (0: any free)."),
     ] = None,
 ) -> None:
     """Run the whole pipeline in this process (no broker needed)."""
@@ -142,15 +218,6 @@ def _feeds_or_exit(settings: Settings) -> tuple[Path, list[FeedSource]]:
         raise typer.Exit(2) from None
 
 
-def _serve_metrics(settings: Settings) -> Metrics:
-    from prometheus_client import start_http_server
-
-    metrics = Metrics()
-    if settings.metrics_port is not None:
-        start_http_server(settings.metrics_port, settings.metrics_host, metrics.registry)
-    return metrics
-
-
 def _require_kafka(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
         err.print(
@@ -168,7 +235,8 @@ def poll(
     feeds: Annotated[Path | None, typer.Option(help="Feed list (YAML). Default: samples.")] = None,
     state: Annotated[Path | None, typer.Option(help="SQLite file for feed state.")] = None,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics on this port (127.0.0.1).")
+        int | None,
+        typer.Option(help="Serve /metrics, /healthz and /readyz on this port (0: any free)."),
     ] = None,
 ) -> None:
     """Poll feeds and publish their articles to Kafka (topic news.articles)."""
@@ -179,9 +247,9 @@ def poll(
     settings = _settings(feeds=feeds, state=state, metrics_port=metrics_port)
     _require_kafka(settings)
     _, sources = _feeds_or_exit(settings)
-    metrics = _serve_metrics(settings)
     try:
-        report = asyncio.run(run_poller(settings, sources, once, metrics))
+        # /metrics, /healthz, /readyz served by the poller itself (MONITOR_METRICS_PORT)
+        report = asyncio.run(run_poller(settings, sources, once, Metrics()))
     except MonitorError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
@@ -189,6 +257,44 @@ def poll(
     out.print(
         f"published {report.published} articles from {len(report.polls)} feeds"
         + (f"; failing: {failing}" if failing else ""),
+        markup=False,
+        highlight=False,
+    )
+
+
+@rules_app.command("publish")
+def rules_publish(
+    path: RulesDir = Path("alert_rules"),
+    delay: Annotated[
+        str, typer.Option(help="How far ahead every worker switches, together (e.g. 10s).")
+    ] = "10s",
+) -> None:
+    """Validate a rules directory and publish it to Kafka (news.rules): every worker switches
+    to it at the same moment, without a restart. Invalid rules are refused; nothing changes."""
+    import asyncio
+
+    from monitor.runtime.published_rules import publish_rules
+    from monitor.runtime.topics import Topics
+
+    settings = _settings()
+    bootstrap = _require_kafka(settings)
+    try:
+        wait = parse_duration(delay)
+    except ValueError as exc:
+        err.print(f"error: --delay: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    _load_rules_or_exit(path, code=1)  # every problem printed, exit 1, nothing published
+    names = Topics(settings.kafka_topic_prefix)
+    try:
+        published = asyncio.run(
+            publish_rules(bootstrap, names, settings.kafka_replication, path, wait)
+        )
+    except MonitorError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    out.print(
+        f"published {path} as version {published.version} to {names.rules}; workers switch at "
+        f"{published.effective_at:%Y-%m-%d %H:%M:%S} UTC",
         markup=False,
         highlight=False,
     )
@@ -204,7 +310,8 @@ def worker(
         Path | None, typer.Option(help="Where this worker keeps its tables.")
     ] = None,
     metrics_port: Annotated[
-        int | None, typer.Option(help="Serve Prometheus metrics on this port (127.0.0.1).")
+        int | None,
+        typer.Option(help="Serve /metrics, /healthz and /readyz on this port (0: any free)."),
     ] = None,
 ) -> None:
     """Run the pipeline's Faust agents against Kafka; start more workers to scale out."""
@@ -213,6 +320,7 @@ def worker(
     from faust.worker import Worker
 
     from monitor.runtime.faust_app import build_app
+    from monitor.runtime.published_rules import latest_rules
     from monitor.runtime.topics import Topics, ensure_topics
 
     settings = _settings(rules=rules, jsonl=jsonl, data_dir=data_dir, metrics_port=metrics_port)
@@ -222,10 +330,16 @@ def worker(
         names = Topics(settings.kafka_topic_prefix)
         partitions, replication = settings.kafka_partitions, settings.kafka_replication
         asyncio.run(ensure_topics(bootstrap, partitions, replication, names))
+        # The version the other workers run, when one was published, wins over local files.
+        root = settings.data_dir / "published-rules"
+        published = asyncio.run(latest_rules(bootstrap, names, root))
     except MonitorError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
-    metrics = _serve_metrics(settings)
+    if published is not None:
+        logs.log.info("rules_from_kafka", topic=names.rules, version=published.version)
+        ruleset = published
+    metrics = Metrics()  # served with /healthz and /readyz by the app (MONITOR_METRICS_PORT)
     faust_app, skipped = build_app(settings, ruleset, metrics)
     if len(skipped) == len(ruleset.routes):
         err.print(
@@ -684,6 +798,120 @@ def alerts_resend(
     out.print(summary, markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+# --- backtest: what a rule change would have alerted, replayed on past articles
+
+
+@rules_app.command("backtest")
+def rules_backtest(
+    rules: Annotated[
+        Path,
+        typer.Option("--rules", help="The rules to try (a rules directory).", show_default=False),
+    ],
+    input_: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            help="Past articles: feed files or JSON exports (a file or a directory), "
+            "state:PATH (the archive of `monitor run`) or kafka:TOPIC.",
+            show_default=False,
+        ),
+    ],
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            help="The rules to compare with. Default: the rules in force (MONITOR_RULES, "
+            "else alert_rules)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only articles published from then: 2021-11-20, 2021-11-20T12:00Z, 7d."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only articles published before then (same forms).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document instead of tables.")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=0, help="Example stories per list (0: all).")] = 5,
+) -> None:
+    """Replay past articles through two rule sets and show what would change. Nothing is sent.
+
+    Both rule sets see the same articles in publication order, each decided at its own
+    publication time, with every route of each rule set active. Per rule: articles matched,
+    alerted stories (by highest level); then stories gained (alerted only by --rules), lost
+    (only by --against) and level changes, with examples. Exit 0; 2 on bad input or rules.
+
+    --json keys (every old/new count is {"old": n, "new": n}; levels are low, medium, high,
+    critical): input, since, until (ISO or null); old, new ({rules, version, routes});
+    articles, exact_duplicates, undecodable, stories, mismatched_articles (articles the two
+    replays put in different stories: 0 expected); scoring_changed, routes_changed; totals
+    ({alerted_stories, levels: {LEVEL: old/new}, alerts: {opened, escalated, updated,
+    resolved: old/new}, gained, lost, level_changes}); rules (list of {rule, status: added,
+    removed, changed or unchanged, articles, alerted_stories, levels, gained, lost,
+    level_changes}); gained, lost, level_changes (up to --limit stories each: {story_id, title,
+    url, first_alert, old_level, new_level, old_rules, new_rules}); notes (list of strings).
+    """
+    import time
+    from contextlib import nullcontext
+
+    from rich.progress import Progress
+
+    from monitor.backtest.compare import compare
+    from monitor.backtest.replay import replay
+    from monitor.backtest.report import Context, render, to_json
+    from monitor.backtest.sources import InputError, Window, load_input, parse_when
+
+    settings = _settings()
+    # The replays raise every alert they decide, and the pipeline logs each one: thousands of
+    # lines about alerts that go nowhere. Only warnings and errors are worth showing here.
+    if settings.log_level == "info":  # the default; asked for debug, you get it all
+        logs.configure(settings.log_format, "warning")
+    now = datetime.now(UTC)
+    bounds: list[datetime | None] = []
+    for flag, value in (("--since", since), ("--until", until)):
+        try:
+            bounds.append(parse_when(value, now) if value is not None else None)
+        except ValueError as exc:
+            _usage_error(f"{flag}: {exc}")
+    window = Window(*bounds)
+    if window.since and window.until and window.since >= window.until:
+        _usage_error("--since must be before --until")
+    old_dir = against if against is not None else settings.rules
+    new_rules, old_rules = _load_rules_or_exit(rules), _load_rules_or_exit(old_dir)
+    quiet = as_json or not err.is_terminal
+    try:
+        with nullcontext() if quiet else err.status(f"reading {input_}"):
+            loaded = load_input(
+                input_,
+                window,
+                kafka_bootstrap=settings.kafka_bootstrap,
+                topic_prefix=settings.kafka_topic_prefix,
+                now=now,
+            )
+    except InputError as exc:
+        _usage_error(str(exc))
+    if not loaded.articles:
+        loaded.notes.append("no articles to replay" + (" in that window" if since or until else ""))
+    for note in loaded.notes:
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    started = time.perf_counter()
+    with Progress(console=err, transient=True, disable=quiet) as bar:
+        task = bar.add_task(f"replaying {old_dir}", total=2 * len(loaded.articles))
+        old = replay(old_rules, loaded.articles, lambda: bar.advance(task))
+        bar.update(task, description=f"replaying {rules}")
+        new = replay(new_rules, loaded.articles, lambda: bar.advance(task))
+    seconds = time.perf_counter() - started
+    comparison = compare(old_rules, new_rules, old, new)
+    ctx = Context(
+        input_, old_dir, rules, window.since, window.until, loaded.undecodable, loaded.notes
+    )
+    if as_json:
+        typer.echo(json.dumps(to_json(comparison, ctx, limit), indent=2, ensure_ascii=False))
+        return
+    render(out, comparison, ctx, limit, seconds)
 
 
 def main() -> None:

@@ -4,10 +4,14 @@ titles)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
 _SCORE_BUCKETS = (10, 20, 30, 40, 50, 60, 70, 85, 100, 130, 170, 250)
+# Where records or alerts are set aside: the embedded runtime's one stage, the Kafka agents.
+DEAD_LETTER_STAGES = ("process", "ingest", "cluster", "alerting", "deliver")
 
 
 class Metrics:
@@ -30,6 +34,12 @@ class Metrics:
         self.feed_last_success = Gauge(
             "monitor_feed_last_success_timestamp_seconds",
             "Unix time of the last successful poll of a feed.",
+            ["feed"],
+            registry=r,
+        )
+        self.feed_interval = Gauge(
+            "monitor_feed_interval_seconds",
+            "A feed's configured polling interval (staleness is judged against it).",
             ["feed"],
             registry=r,
         )
@@ -129,3 +139,23 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+
+    def start_series(
+        self, feeds: Sequence[str] = (), sinks: Sequence[str] = (), pipeline: bool = False
+    ) -> None:
+        """Create the labelled series a dashboard and the alerts compare at 0, before the first
+        event: a counter that appears at 1 hides its first increase from rate() and increase(),
+        and a table of feeds would show nothing for a feed that has never failed."""
+        for feed in feeds:
+            for outcome in ("ok", "not_modified", "error", "timeout"):
+                self.feed_polls.labels(feed, outcome)
+        for sink in sinks:
+            for outcome in ("ok", "error", "retry"):
+                self.deliveries.labels(sink, outcome)
+        if pipeline:
+            for stage in DEAD_LETTER_STAGES:
+                self.dead_letters.labels(stage)
+            for outcome in ("ok", "error"):
+                self.rule_reloads.labels(outcome)
+            for kind in ("exact", "near"):
+                self.duplicates.labels(kind)

@@ -29,8 +29,9 @@ class Article(Record):
     body: str = ""
     published: datetime  # UTC; the fetch time when the feed gives none
     fetched_at: datetime  # UTC
-    language: str = "en"
+    language: str = "en"  # the feed's language tag (feeds.yaml); rules match on its primary code
     reliability: float = 1.0
+    labels: tuple[str, ...] = ()  # the feed's labels (feeds.yaml), for rules' source filters
 
 
 Field_ = Literal["title", "body"]
@@ -70,6 +71,15 @@ class Level(IntEnum):
     critical = 4
 
 
+class Surge(Record):
+    """A spike rule was spiking when an article of the story matched it (pipeline.spike)."""
+
+    count: int  # the rule's matches in the window ending at that article
+    usual: float  # its average matches per window over the baseline before
+    window: float  # the window, in seconds
+    at: datetime  # the article's (event) time
+
+
 class RuleHit(Record):
     """A rule's evidence within a story, aggregated over its articles."""
 
@@ -79,6 +89,7 @@ class RuleHit(Record):
     snippet: str = ""
     in_title: bool = False
     articles: int = 1
+    spike: Surge | None = None  # the strongest surge of the rule among the story's articles
 
 
 class Story(Record):

@@ -17,6 +17,8 @@ class Settings(BaseSettings):
         default=None, description="Feed list (YAML); default: bundled samples"
     )
     rules: Path = Field(default=Path("alert_rules"), description="Rules directory")
+    # `monitor run` reloads the rules directory when it changes (seconds between looks; 0: off)
+    rules_reload_interval: float = Field(default=2.0, ge=0)
     state: Path = Field(default=Path(".monitor/state.db"), description="SQLite state file")
     jsonl: Path | None = Field(default=None, description="Append alerts to this JSON-lines file")
     metrics_port: int | None = Field(default=None, ge=0, le=65535)

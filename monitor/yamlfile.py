@@ -108,7 +108,8 @@ def _known_keys(model: type[BaseModel], loc: Loc) -> list[str]:
         if current is None:
             return []
     fields = getattr(current, "model_fields", None)
-    return list(fields) if fields else []
+    # As written in YAML: a field's alias where it has one ('except' for except_).
+    return [f.alias or name for name, f in fields.items()] if fields else []
 
 
 def _inner_model(annotation: Any) -> Any:

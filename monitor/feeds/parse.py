@@ -105,6 +105,7 @@ def parse_feed(
                 fetched_at=fetched_at,
                 language=source.language,
                 reliability=source.reliability,
+                labels=tuple(source.labels),
             )
         )
     return out

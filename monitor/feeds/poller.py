@@ -66,6 +66,13 @@ class Poller:
         self.limits = limits or FetchLimits()
         self._gate = asyncio.Semaphore(concurrency)
         self.pending: dict[str, FeedState] = {}
+        metrics.start_series(feeds=[s.name for s in self.sources])
+        for source in self.sources:
+            metrics.feed_interval.labels(source.name).set(source.interval)
+            # from the saved state: a restart must not hide a feed that has been stale for days
+            last = self._state(source).last_success
+            if last:
+                metrics.feed_last_success.labels(source.name).set(last)
 
     def due(self, now: float) -> list[FeedSource]:
         return [s for s in self.sources if self._state(s).next_poll <= now]

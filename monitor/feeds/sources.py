@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from monitor import durations
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, Issue, RuleLoadError
 from monitor.yamlfile import Located, load_model, position
@@ -23,8 +24,16 @@ class FeedSource(BaseModel):
     url: str = Field(min_length=1)
     reliability: float = Field(default=1.0, gt=0, le=1)
     language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
-    interval: float = Field(default=900.0, ge=10, le=7 * 86400)
+    # Seconds; written as a duration (15m, 1h) or a number of seconds.
+    interval: Annotated[float, WithJsonSchema(durations.JSON_SCHEMA, mode="validation")] = Field(
+        default=900.0, ge=10, le=7 * 86400
+    )
     enabled: bool = True
+    # Groups the feed belongs to (wires, state-media, ru, ...): rules name feeds or labels in
+    # `sources: {only: [...]}` / `{except: [...]}`. Carried onto each Article.
+    labels: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)]] = Field(
+        default_factory=list
+    )
 
     @field_validator("interval", mode="before")
     @classmethod
@@ -114,3 +123,10 @@ def _raw_issues(file: Path, located: Located) -> list[Issue]:
 def sample_feeds_path() -> Path:
     """The feed list bundled with the package (a replay of a real escalation)."""
     return Path(__file__).resolve().parent.parent / "samples" / "feeds.yaml"
+
+
+def poll_deadline(feeds: list[FeedSource]) -> float:
+    """Seconds without a completed polling round after which a process is not ready: three of
+    its most frequent feed's intervals (one slow round is not an outage), at least a minute."""
+    intervals = [f.interval for f in feeds if f.enabled] or [900.0]
+    return max(60.0, 3 * min(intervals))

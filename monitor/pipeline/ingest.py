@@ -28,8 +28,17 @@ def tag_article(article: Article, tagger: Tagger, rules_version: str = "") -> Ta
     body = strip_boilerplate(article.body)
     if body != article.body:
         article = article.model_copy(update={"body": body})
-    title_toks, body_toks = tokens(article.title), tokens(body)
-    matches = tagger.tag(article.title, body, (title_toks, body_toks))
+    # Stemmed in the article's language: the tagger scans it with that language's rules only.
+    lang = article.language
+    title_toks, body_toks = tokens(article.title, lang), tokens(body, lang)
+    matches = tagger.tag(
+        article.title,
+        body,
+        (title_toks, body_toks),
+        language=lang,
+        source=article.source,
+        labels=article.labels,
+    )
     sig = signature([t.stem for t in title_toks], [t.stem for t in body_toks])
     # The body has done its work (matches with their snippets, the signature); later stages
     # need none of it, and it is most of every record they would otherwise carry.

@@ -3,32 +3,72 @@
 Every phrase of every rule (``any``, ``all``, ``none`` and ``near`` terms) goes into one
 Aho-Corasick automaton over stemmed tokens, so a text is scanned once whatever the number of
 rules: the cost grows with the text and its hits, not with the rule count.
+
+One automaton per rule language, built once per rule set: an article is stemmed in its own
+language and scanned once, by its language's automaton; rules of other languages cost nothing.
+
+Exact and case-sensitive phrases go into the same automaton under their stems (a literal word
+form always has its own stem), their kind flagged _CHECKED: the rule's hits are then compared
+with the phrase's words as written, in the text. They add no scan and nothing to the scan loop;
+only rules that have such phrases pay for the comparison, and only where they hit.
+
+Source filters (``sources: {only/except}``) are applied after the scan, to the few rules that
+hit, from the article's feed name and labels.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 import ahocorasick
 
 from monitor.models import Field_, Match
-from monitor.pipeline.text import Token, stems, tokens
-from monitor.rules.models import Rule
+from monitor.pipeline.text import Token, language_code, normalise, stems, tokens, words
+from monitor.rules.models import Rule, SourceFilter
+from monitor.rules.phrases import Phrase
 
 _ANY, _ALL, _NONE, _NEAR = 0, 1, 2, 3
+_CHECKED = 4  # flag on a kind: an exact or case-sensitive phrase, to compare as written
 _SNIPPET_WORDS = 8
 
 
-def phrase_key(phrase: str) -> str:
+def phrase_key(phrase: str, language: str = "en") -> str:
     """The automaton key of a phrase: its stems between spaces, so hits fall on word boundaries."""
-    words = stems(phrase)
-    return f" {' '.join(words)} " if words else ""
+    found = stems(phrase, language)
+    return f" {' '.join(found)} " if found else ""
 
 
 # A hit: (kind, field, first token, end token, phrase). Plain tuples: this is the hot loop.
-_Hit = tuple[int, int, int, int, str]
+_Hit = tuple[int, int, int, int, Phrase]
+# An automaton entry: (kind, rule index, phrase).
+_Entry = tuple[int, int, Phrase]
+# What a checked phrase is compared on: its words case-folded, and as written (None: compared
+# without case).
+_Literal = tuple[tuple[str, ...], tuple[str, ...] | None]
 _FIELDS: tuple[Field_, Field_] = ("title", "body")
+
+
+def _shouting(text: str) -> bool:
+    """Written entirely in capitals ("US TROOPS MASS AT BORDER"): there case says nothing."""
+    return text == text.upper() and text != text.lower()
+
+
+def _literal(
+    text: str, toks: list[Token], first: int, folded: tuple[str, ...], cased: tuple[str, ...] | None
+) -> bool:
+    """Whether the words of ``text`` from token ``first`` are the phrase's words as written."""
+    if cased is not None and not _shouting(text):
+        return all(
+            unicodedata.normalize("NFKC", text[toks[first + i].start : toks[first + i].end]) == w
+            for i, w in enumerate(cased)
+        )
+    return all(
+        normalise(text[toks[first + i].start : toks[first + i].end]) == w
+        for i, w in enumerate(folded)
+    )
 
 
 def _overlaps(hit: _Hit, spans: list[_Hit]) -> bool:
@@ -46,46 +86,91 @@ class Tagger:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = [r for r in rules if r.enabled]
-        self._automaton = ahocorasick.Automaton()
-        entries: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        by_language: dict[str, dict[str, list[_Entry]]] = {}  # language -> key -> entries
+        self._literals: dict[int, _Literal] = {}  # id(phrase) -> its words, for checked ones
+        checking: set[int] = set()  # the rules with checked phrases
         for index, rule in enumerate(self.rules):
+            entries = by_language.setdefault(rule.language, {})
             spec = rule.match
             groups = [(_ANY, spec.any), (_ALL, spec.all), (_NONE, spec.none)]
             if spec.near is not None:
                 groups.append((_NEAR, spec.near.terms))
             for kind, phrases in groups:
                 for phrase in phrases:
-                    key = phrase_key(phrase)
-                    if key:  # a phrase with no words is reported by the loader
-                        entries[key].append((kind, index, phrase))
-        for key, value in entries.items():
-            self._automaton.add_word(key, (len(key), key.count(" ") - 1, tuple(value)))
-        self._empty = not entries
+                    key = phrase_key(phrase, rule.language)
+                    if not key:  # a phrase with no words is reported by the loader
+                        continue
+                    flag = 0
+                    if phrase.is_exact(rule.exact):
+                        cased = tuple(words(phrase, True)) if phrase.case_sensitive else None
+                        self._literals[id(phrase)] = (tuple(words(phrase)), cased)
+                        checking.add(id(rule))
+                        flag = _CHECKED
+                    entries.setdefault(key, []).append((kind | flag, index, phrase))
+        self._automata: dict[str, Any] = {}
+        for language, entries in by_language.items():
+            automaton = ahocorasick.Automaton()
+            for key, value in entries.items():
+                automaton.add_word(key, (len(key), key.count(" ") - 1, tuple(value)))
+            if entries:
+                automaton.make_automaton()
+                self._automata[language] = automaton
+        self._checking = frozenset(checking)
         self._simple = {
-            id(r): not (r.match.all or r.match.none or r.match.near) for r in self.rules
+            id(r): not (r.match.all or r.match.none or r.match.near or id(r) in checking)
+            for r in self.rules
         }
-        if not self._empty:
-            self._automaton.make_automaton()
+        self._filters: dict[int, SourceFilter] = {
+            i: r.sources for i, r in enumerate(self.rules) if r.sources is not None
+        }
+        # The rules whose match rate the cluster stage counts (pipeline.spike).
+        self.spike_rules: tuple[Rule, ...] = tuple(r for r in self.rules if r.spike is not None)
+
+    @property
+    def languages(self) -> frozenset[str]:
+        """The languages some rule is written in."""
+        return frozenset(self._automata)
 
     def tag(
-        self, title: str, body: str = "", toks: tuple[list[Token], list[Token]] | None = None
+        self,
+        title: str,
+        body: str = "",
+        toks: tuple[list[Token], list[Token]] | None = None,
+        *,
+        language: str = "en",
+        source: str | None = None,
+        labels: Sequence[str] = (),
     ) -> list[Match]:
-        """Matches of every rule on an article. ``toks`` (the tokens of title and body) may be
-        passed when the caller already has them."""
-        if self._empty:
-            return []
+        """Matches of every rule on an article. ``toks`` (the tokens of title and body, stemmed
+        in ``language``) may be passed when the caller already has them.
+
+        ``language``: the article's language tag; only rules of that language can match.
+        ``source`` and ``labels``: its feed's name and labels, for rules' source filters; with
+        no ``source`` (an example text, not an article) source filters are not applied."""
+        automaton = self._automata.get(language)
+        if automaton is None:
+            language = language_code(language)
+            automaton = self._automata.get(language)
+            if automaton is None:
+                return []
         texts = (title, body)
         if toks is None:
-            toks = (tokens(title), tokens(body))
+            toks = (tokens(title, language), tokens(body, language))
         found: dict[int, list[_Hit]] = defaultdict(list)
         for field_no in (0, 1):
-            self._scan(toks[field_no], field_no, found)
+            self._scan(automaton, toks[field_no], field_no, found)
         out: list[Match] = []
+        filters = self._filters if source is not None else None
         for index in sorted(found):
+            if filters and (only := filters.get(index)) and not only.allows(source or "", labels):
+                continue
             out.extend(self._evaluate(self.rules[index], found[index], texts, toks))
         return out
 
-    def _scan(self, toks: list[Token], field_no: int, found: dict[int, list[_Hit]]) -> None:
+    @staticmethod
+    def _scan(
+        automaton: Any, toks: list[Token], field_no: int, found: dict[int, list[_Hit]]
+    ) -> None:
         if not toks:
             return
         # Haystack " s0 s1 s2 ": a hit ending at character e with key length k starts at the
@@ -96,7 +181,7 @@ class Tagger:
             starts[pos] = i
             pos += len(tok.stem) + 1
         haystack = " " + " ".join([t.stem for t in toks]) + " "
-        for end, (key_len, n_tok, entries) in self._automaton.iter(haystack):
+        for end, (key_len, n_tok, entries) in automaton.iter(haystack):
             first = starts[end - key_len + 1]
             for kind, index, phrase in entries:
                 found[index].append((kind, field_no, first, first + n_tok, phrase))
@@ -120,13 +205,16 @@ class Tagger:
                 if hit is not None:
                     out.append(self._match(rule, hit, texts[hit[1]], toks[hit[1]]))
             return out
+        if id(rule) in self._checking:
+            hits = self._checked(hits, texts, toks)
         # 'none' phrases cancel the hits they overlap, not the whole article: "home invasion"
         # must not count as an invasion, yet a story that also reports an invasion of Ukraine
         # must still fire. (A whole-article veto would let any aside silence a real alert.)
         cancel = [[h for h in hits if h[0] == _NONE and h[1] == f] for f in (0, 1)]
         alive = [h for h in hits if h[0] != _NONE and not _overlaps(h, cancel[h[1]])]
-        found_all = {h[4] for h in alive if h[0] == _ALL}
-        if any(phrase not in found_all for phrase in spec.all):
+        # by identity: "strikes" stemmed and "strikes" exact are equal strings, not equal phrases
+        found_all = {id(h[4]) for h in alive if h[0] == _ALL}
+        if any(id(phrase) not in found_all for phrase in spec.all):
             return []
         primary = _ANY if spec.any else _ALL
         for field_no in (0, 1):
@@ -149,6 +237,22 @@ class Tagger:
                 out.append(self._match(rule, best, texts[field_no], toks[field_no]))
         return out
 
+    def _checked(
+        self, hits: list[_Hit], texts: tuple[str, str], toks: tuple[list[Token], list[Token]]
+    ) -> list[_Hit]:
+        """The hits of exact and case-sensitive phrases that are the phrase's words as
+        written (flag cleared), with the other hits."""
+        out: list[_Hit] = []
+        for hit in hits:
+            kind, field_no, first, end, phrase = hit
+            if kind & _CHECKED:
+                folded, cased = self._literals[id(phrase)]
+                if not _literal(texts[field_no], toks[field_no], first, folded, cased):
+                    continue
+                hit = (kind & ~_CHECKED, field_no, first, end, phrase)
+            out.append(hit)
+        return out
+
     @staticmethod
     def _match(rule: Rule, hit: _Hit, text: str, toks: list[Token]) -> Match:
         _, field_no, start, end, phrase = hit
@@ -160,5 +264,5 @@ class Tagger:
             snippet = "…" + snippet
         if hi < len(text):
             snippet += "…"
-        words = " ".join(text[toks[start].start : toks[end - 1].end].split())
-        return Match(rule.id, phrase, words, _FIELDS[field_no], snippet)
+        written = " ".join(text[toks[start].start : toks[end - 1].end].split())
+        return Match(rule.id, str(phrase), written, _FIELDS[field_no], snippet)

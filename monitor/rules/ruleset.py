@@ -10,11 +10,16 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
 
 from monitor.errors import Issue, RuleLoadError
 from monitor.pipeline.tagging import Tagger, phrase_key
+from monitor.rules.lint import lint
 from monitor.rules.models import Route, RoutesFile, Rule, RuleFile, RuleTest, Scoring
-from monitor.yamlfile import Located, load_model, position
+from monitor.yamlfile import Located, _Loader, load_model, position
 
 SCORING_FILE = "scoring.yaml"
 ROUTES_FILE = "routes.yaml"
@@ -26,6 +31,41 @@ class LocatedTest:
     line: int
     case: RuleTest
     expect_at: tuple[tuple[int, int], ...] = ()  # where each expected id is written
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Placed(Generic[T]):
+    """An entry of a file's list (``rules``, ``routes``) and where it is written."""
+
+    item: T
+    path: str
+    key: str
+    index: int
+    located: Located
+
+    def at(self, *loc: str | int) -> tuple[int, int]:
+        return position(self.located, (self.key, self.index, *loc))
+
+
+@dataclass
+class RuleSources:
+    """A rules directory as read: every entry that is valid on its own (even in a file with
+    errors elsewhere, so one run finds every problem), where each is written, the problems."""
+
+    root: Path
+    rules: list[Placed[Rule]] = field(default_factory=list)
+    tests: list[LocatedTest] = field(default_factory=list)
+    routes: list[Placed[Route]] = field(default_factory=list)
+    scoring: Scoring = field(default_factory=Scoring)
+    routes_path: Path | None = None
+    # scoring.yaml and routes.yaml validated whole (or are absent): levels and routes are known
+    complete: bool = True
+    known_ids: set[str] = field(default_factory=set)  # rule ids written, valid rules or not
+    issues: list[Issue] = field(default_factory=list)
+    version: str = ""
 
 
 @dataclass
@@ -48,14 +88,36 @@ def rule_files(directory: Path) -> list[Path]:
 
 def load_ruleset(directory: Path | str) -> RuleSet:
     """Load and check a rules directory; raise :class:`RuleLoadError` listing every problem."""
+    issues, ruleset = check_ruleset(directory, warnings=False)
+    if ruleset is None:
+        raise RuleLoadError(issues)
+    return ruleset
+
+
+def check_ruleset(
+    directory: Path | str, warnings: bool = True
+) -> tuple[list[Issue], RuleSet | None]:
+    """Every problem of a rules directory in one pass (errors, and with ``warnings`` the lint
+    warnings too), and the rule set when none of them is an error."""
+    src = read_rules(directory)
+    issues = src.issues + lint(src, warnings=warnings)
+    if any(i.severity == "error" for i in issues):
+        return issues, None
+    rules = [p.item for p in src.rules]
+    routes = [p.item for p in src.routes]
+    return issues, RuleSet(rules, src.scoring, routes, src.tests, src.version)
+
+
+def read_rules(directory: Path | str) -> RuleSources:
+    """Read a rules directory: its schema errors, duplicate ids, phrases without words and test
+    cases naming unknown rules; the other checks are in :mod:`monitor.rules.lint`."""
     root = Path(directory)
+    src = RuleSources(root)
+    issues = src.issues
     if not root.is_dir():
-        raise RuleLoadError([Issue(str(root), 1, 1, "(directory)", "rules directory not found")])
-    issues: list[Issue] = []
-    rules: list[Rule] = []
-    tests: list[LocatedTest] = []
-    scoring = Scoring()
-    routes: list[Route] = []
+        hint = f"give the directory holding it: {root.parent}" if root.is_file() else ""
+        issues.append(Issue(str(root), 1, 1, "(directory)", "rules directory not found", hint=hint))
+        return src
     digest = hashlib.sha256()
     seen_ids: dict[str, str] = {}
     files = rule_files(root)
@@ -64,17 +126,23 @@ def load_ruleset(directory: Path | str) -> RuleSet:
         if path.name == SCORING_FILE:
             model_s, found, _ = load_model(path, Scoring)
             issues += found
-            scoring = model_s or scoring
+            src.scoring = model_s or src.scoring
+            src.complete = src.complete and model_s is not None
         elif path.name == ROUTES_FILE:
-            model_r, found, _ = load_model(path, RoutesFile)
+            model_r, found, located = load_model(path, RoutesFile)
             issues += found
-            routes = model_r.routes if model_r else routes
+            src.routes_path = path
+            src.complete = src.complete and model_r is not None
+            routes = _entries(path, "routes", Route, model_r.routes if model_r else None)
+            src.routes = [Placed(r, str(path), "routes", i, located) for i, r in routes]
         else:
             model_f, found, located = load_model(path, RuleFile)
             issues += found
-            if model_f is None:
-                continue
-            for i, rule in enumerate(model_f.rules):
+            raw_rules = [] if model_f else _raw_items(path, "rules")
+            src.known_ids.update(
+                r["id"] for r in raw_rules if isinstance(r, dict) and isinstance(r.get("id"), str)
+            )
+            for i, rule in _entries(path, "rules", Rule, model_f.rules if model_f else None):
                 line, col = position(located, ("rules", i, "id"))
                 if rule.id in seen_ids:
                     issues.append(
@@ -88,22 +156,47 @@ def load_ruleset(directory: Path | str) -> RuleSet:
                     )
                 seen_ids.setdefault(rule.id, f"{path}:{line}")
                 issues += _empty_phrases(rule, i, path, located)
-                rules.append(rule)
-            for i, case in enumerate(model_f.tests):
+                src.rules.append(Placed(rule, str(path), "rules", i, located))
+            for i, case in _entries(path, "tests", RuleTest, model_f.tests if model_f else None):
                 line, _ = position(located, ("tests", i))
                 where = tuple(
                     position(located, ("tests", i, "expect", j)) for j in range(len(case.expect))
                 )
-                tests.append(LocatedTest(str(path), line, case, where))
+                src.tests.append(LocatedTest(str(path), line, case, where))
     if not any(p.name not in {SCORING_FILE, ROUTES_FILE} for p in files):
         issues.append(Issue(str(root), 1, 1, "(directory)", "no rule files (*.yaml) found"))
-    for t in tests:
+    src.known_ids.update(seen_ids)
+    for t in src.tests:
         for rid, (line, col) in zip(t.case.expect, t.expect_at, strict=True):
-            if rid not in seen_ids:
+            if rid not in src.known_ids:
                 issues.append(Issue(t.path, line, col, "expect", f"unknown rule id '{rid}'"))
-    if issues:
-        raise RuleLoadError(issues)
-    return RuleSet(rules, scoring, routes, tests, digest.hexdigest()[:12])
+    src.version = digest.hexdigest()[:12]
+    return src
+
+
+def _entries(
+    path: Path, key: str, model: type[T], valid: Sequence[T] | None
+) -> list[tuple[int, T]]:
+    """The entries of a file's list with their index: all of them when the file validated, else
+    those valid on their own (the file's errors are reported already)."""
+    if valid is not None:
+        return list(enumerate(valid))
+    out = []
+    for i, raw in enumerate(_raw_items(path, key)):
+        try:
+            out.append((i, model.model_validate(raw)))
+        except ValidationError:
+            continue
+    return out
+
+
+def _raw_items(path: Path, key: str) -> list[Any]:
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    items = data.get(key) if isinstance(data, dict) else None
+    return items if isinstance(items, list) else []
 
 
 def _empty_phrases(rule: Rule, index: int, path: Path, located: Located) -> list[Issue]:

@@ -23,8 +23,8 @@ from monitor.logs import log
 from monitor.metrics import Metrics
 from monitor.models import DeadAlert
 from monitor.rules.ruleset import RuleSet
+from monitor.runtime.compacted import open_producer, read_latest, send
 from monitor.runtime.delivery import Deliverer, RetryPolicy
-from monitor.runtime.silences import open_producer, read_latest, send
 from monitor.runtime.topics import Topics
 from monitor.settings import Settings
 from monitor.sinks.registry import build_route_sinks

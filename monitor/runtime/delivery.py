@@ -63,6 +63,7 @@ class Deliverer:
         self.ledger = ledger
         self.metrics = metrics
         self.retry = retry or RetryPolicy()
+        metrics.start_series(sinks=sorted({s.name for s in sinks.values()}), pipeline=True)
         self._sleep = sleep
 
     async def deliver(self, alert: Alert) -> Delivery:
@@ -96,7 +97,7 @@ class Deliverer:
         if alert.fetched_at is not None:
             latency = (datetime.now(UTC) - alert.fetched_at).total_seconds()
             self.metrics.end_to_end.observe(max(0.0, latency))
-        log.debug(
+        log.info(
             "alert_delivered",
             alert_id=alert.id,
             story_id=alert.story_id,

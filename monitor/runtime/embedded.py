@@ -14,17 +14,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-from prometheus_client import start_http_server
 
 from monitor.feeds.fetch import FetchLimits, client_session
 from monitor.feeds.poller import FeedState, Poller, PollResult, in_order, run_polling
-from monitor.feeds.sources import FeedSource
+from monitor.feeds.sources import FeedSource, poll_deadline
+from monitor.health import Health, Heartbeat, Server
 from monitor.logs import log
 from monitor.metrics import Metrics
 from monitor.models import Alert, Article, DeadAlert, Delivery, Silence, Story
 from monitor.pipeline.alerting import Thread
 from monitor.pipeline.cluster import Signed
 from monitor.pipeline.dispatch import Bucket, Dispatcher, Held
+from monitor.pipeline.spike import SpikeCounts
+from monitor.rules.reload import RuleReloader, watch_directory
 from monitor.rules.ruleset import RuleSet
 from monitor.runtime.delivery import Deliverer, RetryPolicy, ledger_key
 from monitor.runtime.outflow import Outflow, SilencedAlert
@@ -32,7 +34,7 @@ from monitor.runtime.signals import stop_on_signals
 from monitor.runtime.stages import Pipeline
 from monitor.settings import Settings
 from monitor.sinks.base import Sink
-from monitor.sinks.registry import build_route_sinks
+from monitor.sinks.registry import SinkPool
 from monitor.state.archive import ArticleArchive
 from monitor.state.sqlite import Store
 
@@ -73,10 +75,11 @@ class EmbeddedRuntime:
         self.report = RunReport()
         self.store = Store(settings.state)
         routes = ruleset.routes
-        if sinks is None:
-            sinks, self.report.skipped_routes = build_route_sinks(
-                routes, settings, self.store.table
-            )
+        # Given sinks (tests, backtests) are fixed; otherwise a pool, rebound on each reload.
+        self.pool = SinkPool(settings, self.store.table) if sinks is None else None
+        if self.pool is not None:
+            sinks, self.report.skipped_routes = self.pool.bind(routes)
+        assert sinks is not None
         self.sinks = sinks
         active = [r for r in routes if r.name in self.sinks]
         self.pipeline = Pipeline(
@@ -87,6 +90,7 @@ class EmbeddedRuntime:
             self.store.models("stories", Story),
             self.store.models("threads", Thread),
             self.metrics,
+            self.store.models("spikes", SpikeCounts),
         )
         self.outbox = self.store.models("outbox", Alert)
         self.deliverer = Deliverer(
@@ -116,25 +120,47 @@ class EmbeddedRuntime:
             FetchLimits(total_timeout=settings.fetch_timeout, max_bytes=settings.fetch_max_bytes),
             settings.fetch_concurrency,
         )
+        self.reloader = RuleReloader(ruleset, self._use_rules, self.metrics)
+        self.polled = Heartbeat()
+        self.health = Health()
+        self.health.add("rules", lambda: None if self.pipeline.ruleset.rules else "no rules")
+        self.health.add("feeds", self.polled.check(poll_deadline(feeds), "a polling round"))
         self.metrics_address: tuple[str, int] | None = None
         self._stop = asyncio.Event()
         self._event_time = datetime.fromtimestamp(0, tz=UTC)
+
+    def _use_rules(self, ruleset: RuleSet) -> None:
+        """A reloaded rule set: tag with it from the next article, route with its routes."""
+        if self.pool is not None:
+            sinks, skipped = self.pool.bind(ruleset.routes)
+            self.sinks.clear()
+            self.sinks.update(sinks)  # in place: the deliverer holds this mapping
+            self.report.skipped_routes = skipped
+        active = [r for r in ruleset.routes if r.name in self.sinks]
+        self.pipeline.use(ruleset, active)
+        self.dispatcher.set_routes(active)
 
     # --- the loop -------------------------------------------------------------------------
 
     async def run(self, once: bool = False) -> RunReport:
         server = None
         if self.settings.metrics_port is not None:
-            server, _ = start_http_server(
-                self.settings.metrics_port, self.settings.metrics_host, self.metrics.registry
+            server = Server(self.metrics.registry, self.health)
+            self.metrics_address = await server.start(
+                self.settings.metrics_host, self.settings.metrics_port
             )
-            host, port = server.server_address[:2]
-            self.metrics_address = (str(host), int(port))
         articles: asyncio.Queue[object] = asyncio.Queue(maxsize=10_000)
         outgoing: asyncio.Queue[object] = asyncio.Queue()
         # Alerts decided before a crash but never sent go out first.
         for key in list(self.outbox):
             outgoing.put_nowait(key)
+        finished = asyncio.Event()  # ends the rules watcher with the run
+        watcher = None
+        interval = self.settings.rules_reload_interval
+        if interval > 0 and self.settings.rules.is_dir():
+            watcher = asyncio.create_task(
+                watch_directory(self.settings.rules, self.reloader, finished, interval)
+            )
         try:
             with stop_on_signals(self._stop):
                 async with client_session(self.poller.limits) as session:
@@ -144,12 +170,15 @@ class EmbeddedRuntime:
                         self._deliver_loop(outgoing),
                     )
         finally:
-            for sink in set(self.sinks.values()):
+            finished.set()
+            if watcher is not None:
+                await watcher
+            sinks = self.pool.built() if self.pool is not None else self.sinks.values()
+            for sink in set(sinks):
                 await sink.close()
             self.store.close()
             if server is not None:
-                server.shutdown()
-                server.server_close()
+                await server.stop()
         return self.report
 
     async def _poll_loop(
@@ -162,6 +191,7 @@ class EmbeddedRuntime:
                     self.report.errors[r.feed] = r.error
                 else:
                     self.report.errors.pop(r.feed, None)
+            self.polled.beat()
             for article in in_order(results):
                 await articles.put(article)
             # the process loop saves these feed states once the round's articles are committed

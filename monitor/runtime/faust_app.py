@@ -24,35 +24,42 @@ agent does the work when the tick comes round, in the right partition's context.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import faust
 from pydantic import BaseModel, ValidationError
 
+from monitor.health import Health, Heartbeat, Server
 from monitor.logs import log
 from monitor.metrics import Metrics
 from monitor.models import Alert, Article, DeadAlert, Silence, Story, StoryEvent, TaggedArticle
 from monitor.pipeline.alerting import Thread
 from monitor.pipeline.cluster import Signed
 from monitor.pipeline.dispatch import Bucket, Dispatcher, Held
+from monitor.pipeline.spike import SpikeCounts
 from monitor.rules.models import Route
+from monitor.rules.reload import RuleReloader, on_published
 from monitor.rules.ruleset import RuleSet
+from monitor.runtime.compacted import follow
 from monitor.runtime.delivery import Deliverer, RetryPolicy, ledger_key
 from monitor.runtime.outflow import Outflow, SilencedAlert
 from monitor.runtime.silences import follow_silences
 from monitor.runtime.stages import Pipeline
 from monitor.runtime.topics import Topics
 from monitor.settings import Settings
-from monitor.sinks.registry import build_route_sinks
+from monitor.sinks.registry import SINK_STATE_TABLES, SinkPool
 from monitor.state.sqlite import ModelTable
 
 M = TypeVar("M", bound=BaseModel)
 _PRUNE_EVERY = 500
 TICK = b"__tick__"
 _SWEEP_MAX = 30.0  # seconds between resolution sweeps of the alert threads, at most
+_LAG_EVERY = 5.0  # seconds between consumer-lag readings (each one a broker round trip)
+_BROKER_DEADLINE = 30.0  # seconds without a broker round trip before the worker is not ready
 _FLUSH_EVERY = 1.0  # seconds between checks for held digests that are due
 
 
@@ -110,10 +117,16 @@ def build_app(
     seen = app.Table("seen", partitions=n)
     threads = ModelTable(app.Table("threads", partitions=n), Thread)
     # Sink state (Slack's story -> thread ts) lives in tables partitioned like news.alerts (one
-    # partition), which the deliver agent consumes.
-    sinks, skipped = build_route_sinks(
-        ruleset.routes, settings, lambda name: app.Table(name, partitions=1)
-    )
+    # partition), which the deliver agent consumes. Made now, for every sink that keeps state,
+    # used or not: Faust cannot add a table once the worker runs, and a rule reload may bring
+    # a route to a sink no route used before.
+    sink_tables = {name: app.Table(name, partitions=1) for name in SINK_STATE_TABLES}
+
+    def sink_state(name: str) -> MutableMapping[str, Any]:
+        return sink_tables[name]
+
+    pool = SinkPool(settings, sink_state)
+    sinks, skipped = pool.bind(ruleset.routes)
     active = [r for r in ruleset.routes if r.name in sinks]
     pipe = Pipeline(
         ruleset,
@@ -123,6 +136,8 @@ def build_app(
         ModelTable(app.Table("stories", partitions=1), Story),
         threads,
         metrics,
+        # counted in the cluster agent (one partition: every article seen once, globally)
+        ModelTable(app.Table("spikes", partitions=1), SpikeCounts),
     )
     deliverer = Deliverer(
         sinks, app.Table("ledger", partitions=1), metrics, RetryPolicy.of(settings)
@@ -249,7 +264,7 @@ def build_app(
         return lambda story_id: story_partition(story_id, n) == partition
 
     async def sweep_ticks() -> None:
-        if any(r.resolve_after is not None for r in active):
+        if any(r.resolve_after is not None for r in pipe.routes):
             for part in owned(names.stories):
                 await tick(t_stories, part)
 
@@ -261,10 +276,79 @@ def build_app(
     async def silences_follower() -> None:
         await follow_silences(settings.kafka_bootstrap or "", names.silences, silences)
 
+    def use_rules(new: RuleSet) -> None:
+        bound, now_skipped = pool.bind(new.routes)
+        sinks.clear()
+        sinks.update(bound)  # in place: the deliverer holds this mapping
+        skipped.clear()
+        skipped.update(now_skipped)
+        routes = [r for r in new.routes if r.name in sinks]
+        pipe.use(new, routes)
+        dispatcher.set_routes(routes)
+
+    reloader = RuleReloader(ruleset, use_rules, metrics)
+    published_root = settings.data_dir / "published-rules"
+
+    def on_rules_record(key: bytes | None, value: bytes | None) -> None:
+        found = on_published(reloader, published_root, value)
+        if found is not None:
+            wait, switch = found
+            # every worker switches at the record's effective_at: together
+            asyncio.get_running_loop().call_later(wait, switch)
+
+    async def rules_follower() -> None:
+        await follow(settings.kafka_bootstrap or "", names.rules, on_rules_record, "rules")
+
+    sources = {names.articles, names.candidates, names.stories, names.alerts}
+    reported: set[tuple[str, str]] = set()
+
+    broker = Heartbeat()
+    health = Health()
+    health.add("rules", lambda: None if pipe.ruleset.rules else "no rules")
+    health.add("kafka", broker.check(_BROKER_DEADLINE, "a broker round trip"))
+    app.monitor_health = health  # type: ignore[attr-defined]
+
+    async def serve_health() -> None:
+        if settings.metrics_port is not None:
+            server = Server(metrics.registry, health)
+            address = await server.start(settings.metrics_host, settings.metrics_port)
+            log.info("serving_metrics", host=address[0], port=address[1])
+
+    async def report_lag() -> None:
+        """Records behind the end of each source partition this worker owns (end offset minus
+        the group's committed offset), for the ops dashboard and the lag alert."""
+        consumer = app.consumer
+        tps = [tp for tp in consumer.assignment() if tp.topic in sources]
+        probe = tps or sorted(consumer.assignment())[:1]  # changelogs, if no source partition
+        ends = await consumer.highwaters(*probe) if probe else {}
+        if probe:
+            broker.beat()  # highwaters asked the broker; a worker with nothing assigned cannot
+        now: set[tuple[str, str]] = set()
+        for tp in tps:
+            # Faust keeps the last committed offset per partition (not public API); before the
+            # first commit, the position the consumer starts from stands in.
+            committed: dict[Any, int | None] = getattr(consumer, "_committed_offset", {})
+            done = committed.get(tp)
+            if done is None:
+                done = await consumer.position(tp)
+            end = ends.get(tp)
+            if end is None or done is None:
+                continue
+            labels = (tp.topic, str(tp.partition))
+            metrics.consumer_lag.labels(*labels).set(max(0, end - done))
+            now.add(labels)
+        for labels in reported - now:  # a partition that moved to another worker
+            metrics.consumer_lag.remove(*labels)
+        reported.clear()
+        reported.update(now)
+
     # (registered by call: the decorators are untyped)
     app.timer(sweep_interval(active))(sweep_ticks)
     app.timer(_FLUSH_EVERY)(flush_ticks)
+    app.timer(_LAG_EVERY)(report_lag)
     app.task(silences_follower)
+    app.task(rules_follower)
+    app.task(serve_health)
 
     async def on_rebalance(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # The cluster partition may have moved: rebuild the index from the table next time.

@@ -14,13 +14,16 @@ from aiokafka import AIOKafkaProducer
 
 from monitor.feeds.fetch import FetchLimits, client_session
 from monitor.feeds.poller import FeedState, Poller, PollResult, in_order, run_polling
-from monitor.feeds.sources import FeedSource
+from monitor.feeds.sources import FeedSource, poll_deadline
+from monitor.health import Health, Heartbeat, Server
 from monitor.logs import log
 from monitor.metrics import Metrics
 from monitor.runtime.signals import stop_on_signals
 from monitor.runtime.topics import Topics, ensure_topics
 from monitor.settings import Settings
 from monitor.state.sqlite import Store
+
+_BROKER_DEADLINE = 60.0  # seconds without a broker round trip before the poller is not ready
 
 
 @dataclass
@@ -63,6 +66,26 @@ async def run_poller(
     stop = asyncio.Event()
     kafka = producer(settings.kafka_bootstrap)
     await kafka.start()
+    polled, broker = Heartbeat(), Heartbeat()
+    broker.beat()  # the producer just connected
+    health = Health()
+    health.add("feeds", polled.check(poll_deadline(feeds), "a polling round"))
+    health.add("kafka", broker.check(_BROKER_DEADLINE, "a broker round trip"))
+    server = None
+    if settings.metrics_port is not None:
+        server = Server(metrics.registry, health)
+        await server.start(settings.metrics_host, settings.metrics_port)
+
+    async def watch_broker() -> None:
+        while True:
+            await asyncio.sleep(_BROKER_DEADLINE / 4)
+            try:
+                await kafka.client.force_metadata_update()
+                broker.beat()
+            except Exception as exc:  # readiness shows it; the poller itself carries on
+                log.warning("broker_unreachable", error=str(exc))
+
+    watcher = asyncio.create_task(watch_broker())
 
     async def hand_on(results: list[PollResult]) -> None:
         articles = in_order(results)
@@ -73,6 +96,8 @@ async def run_poller(
         await asyncio.gather(*pending)  # every article acknowledged before the feed state moves
         poller.settle(results)
         store.commit()
+        polled.beat()
+        broker.beat()
         report.published += len(articles)
         for r in results:
             report.polls[r.feed] = r.outcome
@@ -85,6 +110,9 @@ async def run_poller(
             async with client_session(poller.limits) as session:
                 await run_polling(poller, session, hand_on, stop, once)
     finally:
+        watcher.cancel()
         await kafka.stop()
         store.close()
+        if server is not None:
+            await server.stop()
     return report

@@ -10,12 +10,14 @@ from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from monitor.logs import log
 from monitor.metrics import Metrics
 from monitor.models import Alert, Article, Story, StoryEvent, TaggedArticle
 from monitor.pipeline.alerting import Thread, decide, sweep
 from monitor.pipeline.cluster import Signed, StoryIndex, assign
 from monitor.pipeline.ingest import ingest
 from monitor.pipeline.scoring import score_story
+from monitor.pipeline.spike import SpikeCounts, count_article, mark_story
 from monitor.rules.models import Route
 from monitor.rules.ruleset import RuleSet
 
@@ -41,6 +43,7 @@ class Pipeline:
         stories: MutableMapping[str, Story],
         threads: MutableMapping[str, Thread],
         metrics: Metrics,
+        spikes: MutableMapping[str, SpikeCounts] | None = None,
     ) -> None:
         self.ruleset = ruleset
         self.routes = list(routes)
@@ -49,9 +52,18 @@ class Pipeline:
         self.stories = stories
         self._index: StoryIndex | None = None
         self.threads = threads
+        # rule id -> its matches per time bucket (pipeline.spike); in memory when not given
+        self.spikes: MutableMapping[str, SpikeCounts] = {} if spikes is None else spikes
         self.metrics = metrics
         self.counts = Counts()
         metrics.rules_loaded.set(len(ruleset.rules))
+
+    def use(self, ruleset: RuleSet, routes: Sequence[Route]) -> None:
+        """Put another rule set in force (a reload): the next article is tagged with it. Open
+        stories keep their evidence; hits of rules that no longer exist count for nothing."""
+        self.ruleset = ruleset
+        self.routes = list(routes)
+        self.metrics.rules_loaded.set(len(ruleset.rules))
 
     @property
     def index(self) -> StoryIndex:
@@ -88,6 +100,19 @@ class Pipeline:
         else:
             self.counts.near_duplicates += 1
             self.metrics.duplicates.labels("near").inc()
+        # Spike rules are counted here, not at ingest: a rule's rate must count every article
+        # exactly once. Ingest runs on every partition of news.articles, each worker seeing
+        # only its share; this stage consumes news.candidates, which has one partition, so one
+        # worker sees every article (the global view clustering needs anyway). A replayed
+        # article (at-least-once redelivery) was counted the first time and is not again.
+        spike_rules = self.ruleset.tagger.spike_rules
+        if spike_rules and not event.replayed:
+            matched = {m.rule_id for m in tagged.matches}
+            surges = count_article(spike_rules, tagged.article, matched, self.spikes)
+            if surges:
+                story = mark_story(event.story, surges)
+                self.index.stories[story.id] = story
+                event = event.model_copy(update={"story": story})
         return event
 
     def alert(self, event: StoryEvent, now: datetime | None = None) -> list[Alert]:
@@ -101,6 +126,19 @@ class Pipeline:
             self.metrics.alerts.labels(a.route, a.level.name, a.kind).inc()
             key = f"{a.level.name} {a.kind}"
             self.counts.alerts[key] = self.counts.alerts.get(key, 0) + 1
+            # ids to follow one story across processes: article -> story -> alert -> delivery
+            log.info(
+                "alert_raised",
+                alert_id=a.id,
+                story_id=a.story_id,
+                article_id=event.article.id,
+                feed=event.article.source,
+                route=a.route,
+                kind=a.kind,
+                level=a.level.name,
+                score=round(a.score, 1),
+                rules_version=a.rules_version,
+            )
         return alerts
 
     def sweep(

@@ -50,6 +50,10 @@ class Topics:
         return f"{self.prefix}news.alerts.dead"
 
     @property
+    def rules(self) -> str:  # key "ruleset": the published rule set (monitor rules publish)
+        return f"{self.prefix}news.rules"
+
+    @property
     def silences(self) -> str:  # key: silence id, a null value removes it; compacted
         return f"{self.prefix}news.silences"
 
@@ -72,6 +76,7 @@ class Topics:
             # Compacted, keyed: `monitor alerts resend` removes an entry with a null value.
             TopicSpec(self.alerts_dead, 1, (("cleanup.policy", "compact"),)),
             TopicSpec(self.silences, 1, (("cleanup.policy", "compact"),)),
+            TopicSpec(self.rules, 1, (("cleanup.policy", "compact"),)),
             TopicSpec(self.dead_letters, 1, forever),
         ]
 

@@ -22,6 +22,7 @@ from monitor.sinks.testing import ListSink
 # Durable key -> value maps a sink may keep (Slack's story -> thread ts): a SQLite table in the
 # embedded runtime, a Faust table in a worker; a plain dict where nothing needs to survive.
 StateFactory = Callable[[str], MutableMapping[str, Any]]
+SINK_STATE_TABLES = ("slack_threads",)  # every name a sink below asks its StateFactory for
 
 
 def _memory(name: str) -> MutableMapping[str, Any]:
@@ -86,25 +87,40 @@ def build_sink(name: str, settings: Settings, state: StateFactory = _memory) -> 
     return factory(settings, state)
 
 
+class SinkPool:
+    """Sinks by sink name, each built once and shared by the routes naming it; routes are bound
+    again on every rule reload, so a new route reuses a sink (and its state) already built."""
+
+    def __init__(self, settings: Settings, state: StateFactory = _memory) -> None:
+        self.settings = settings
+        self.state = state
+        self._built: dict[str, Sink | SinkConfigError] = {}
+
+    def bind(self, routes: Sequence[Route]) -> tuple[dict[str, Sink], dict[str, str]]:
+        """(route -> sink, skipped route -> reason): a route whose sink cannot be built is
+        reported and skipped, the others work."""
+        sinks: dict[str, Sink] = {}
+        skipped: dict[str, str] = {}
+        for route in routes:
+            if route.sink not in self._built:
+                try:
+                    self._built[route.sink] = build_sink(route.sink, self.settings, self.state)
+                except SinkConfigError as exc:
+                    self._built[route.sink] = exc
+            sink = self._built[route.sink]
+            if isinstance(sink, SinkConfigError):
+                skipped[route.name] = str(sink)
+                log.warning("route_skipped", route=route.name, sink=route.sink, reason=str(sink))
+            else:
+                sinks[route.name] = sink
+        return sinks, skipped
+
+    def built(self) -> list[Sink]:
+        return [s for s in self._built.values() if isinstance(s, Sink)]
+
+
 def build_route_sinks(
     routes: Sequence[Route], settings: Settings, state: StateFactory = _memory
 ) -> tuple[dict[str, Sink], dict[str, str]]:
-    """One sink per sink name, shared by the routes naming it. Returns (route -> sink, skipped
-    route -> reason): a route whose sink cannot be built is reported and skipped, the others
-    work."""
-    built: dict[str, Sink | SinkConfigError] = {}
-    sinks: dict[str, Sink] = {}
-    skipped: dict[str, str] = {}
-    for route in routes:
-        if route.sink not in built:
-            try:
-                built[route.sink] = build_sink(route.sink, settings, state)
-            except SinkConfigError as exc:
-                built[route.sink] = exc
-        sink = built[route.sink]
-        if isinstance(sink, SinkConfigError):
-            skipped[route.name] = str(sink)
-            log.warning("route_skipped", route=route.name, sink=route.sink, reason=str(sink))
-        else:
-            sinks[route.name] = sink
-    return sinks, skipped
+    """One sink per sink name, shared by the routes naming it (see SinkPool.bind)."""
+    return SinkPool(settings, state).bind(routes)

@@ -57,6 +57,7 @@ class Deployment:
     partitions: int = 4
     workers: list[subprocess.Popen[str]] = field(default_factory=list)
     rules: Path = REPO / "alert_rules"
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -68,6 +69,7 @@ class Deployment:
             "MONITOR_KAFKA_PARTITIONS": str(self.partitions),
             "MONITOR_LOG_FORMAT": "json",
             "MONITOR_RULES": str(self.rules),
+            **self.extra_env,
         }
 
     def topic(self, name: str) -> str:

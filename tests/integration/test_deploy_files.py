@@ -21,13 +21,17 @@ from typing import Any, NoReturn
 import pytest
 import yaml
 
+from monitor.metrics import Metrics
 from monitor.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 K8S = REPO / "deploy" / "k8s"
 PROMETHEUS = REPO / "deploy" / "prometheus"
+ALERTS = PROMETHEUS / "alerts.yml"
+ALERTS_TEST = PROMETHEUS / "alerts_test.yml"
 GRAFANA = REPO / "deploy" / "grafana"
+DASHBOARDS = GRAFANA / "dashboards"
 RULES = REPO / "alert_rules"
 
 # The Compose Specification's schema, as shipped in the last docker-compose release on PyPI.
@@ -424,6 +428,8 @@ def _without_kubernetes_sd(config: Path, tmp_path: Path) -> Path:
         if sd is not None:
             assert all(c["role"] == "pod" for c in sd), job["job_name"]
             job["static_configs"] = [{"targets": [f"placeholder:{METRICS_PORT}"]}]
+    # rule files resolve against the config's directory, which the copy is not in
+    data["rule_files"] = [str(config.parent / f) for f in data.get("rule_files", [])]
     substitute = tmp_path / config.name
     substitute.write_text(yaml.safe_dump(data), encoding="utf-8")
     return substitute
@@ -462,3 +468,160 @@ def test_k8s_scrape_config_keeps_only_annotated_pods() -> None:
     [keep] = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
     assert keep["source_labels"] == ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]
     assert keep["regex"] == "true"
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        unavailable("promtool not found (Debian/Ubuntu: apt-get install prometheus)")
+    return path
+
+
+@pytest.mark.parametrize("name", ["prometheus.yml", "prometheus-k8s.yml"])
+def test_both_configs_load_the_alert_rules(name: str) -> None:
+    config = yaml.safe_load((PROMETHEUS / name).read_text(encoding="utf-8"))
+    assert config["rule_files"] == ["alerts.yml"]  # relative: beside the config, wherever mounted
+    assert ALERTS.is_file()
+
+
+def test_compose_mounts_the_alert_rules_beside_the_config(compose: dict[str, Any]) -> None:
+    prometheus = compose["services"]["prometheus"]
+    config_flag = next(c for c in prometheus["command"] if c.startswith("--config.file="))
+    config_dir = config_flag.split("=", 1)[1].rsplit("/", 1)[0]
+    assert f"./deploy/prometheus:{config_dir}:ro" in prometheus["volumes"]
+
+
+def test_scrape_targets_carry_the_component_label() -> None:
+    """MonitorComponentMissing reads up{component="poller"|"worker"} under both configs."""
+    compose = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in compose["scrape_configs"]}
+    assert jobs["monitor-poller"]["static_configs"][0]["labels"] == {"component": "poller"}
+    [relabel] = jobs["monitor-worker"]["relabel_configs"]
+    assert (relabel["target_label"], relabel["replacement"]) == ("component", "worker")
+    assert relabel.get("source_labels") is None and relabel.get("action", "replace") == "replace"
+    k8s = yaml.safe_load((PROMETHEUS / "prometheus-k8s.yml").read_text(encoding="utf-8"))
+    [job] = k8s["scrape_configs"]
+    [component] = [r for r in job["relabel_configs"] if r.get("target_label") == "component"]
+    assert component["source_labels"] == ["__meta_kubernetes_pod_label_app_kubernetes_io_component"]
+    for kind, name, value in (
+        ("Deployment", "monitor-poller", "poller"),
+        ("StatefulSet", "monitor-worker", "worker"),
+    ):
+        labels = find(kind, name)["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == value, name
+
+
+def test_promtool_checks_the_alert_rules() -> None:
+    done = subprocess.run(
+        [promtool(), "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
+def test_promtool_runs_the_alert_rule_unit_tests() -> None:
+    done = subprocess.run(
+        [promtool(), "test", "rules", str(ALERTS_TEST)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PROMETHEUS,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+def test_every_alert_has_severity_and_annotations() -> None:
+    rules = alert_rules()
+    assert len(rules) >= 7
+    for rule in rules:
+        name = rule["alert"]
+        assert rule["labels"]["severity"] in {"critical", "warning"}, name
+        annotations = rule["annotations"]
+        assert annotations["summary"].strip() and annotations["description"].strip(), name
+
+
+def test_every_alert_is_unit_tested_firing_and_quiet() -> None:
+    """alerts_test.yml has, for every alert, a case where it fires and one where it does not."""
+    tests = yaml.safe_load(ALERTS_TEST.read_text(encoding="utf-8"))
+    assert tests["rule_files"] == ["alerts.yml"]
+    fires: set[str] = set()
+    quiet: set[str] = set()
+    for case in tests["tests"]:
+        for check in case.get("alert_rule_test", []):
+            (fires if check["exp_alerts"] else quiet).add(check["alertname"])
+    names = {rule["alert"] for rule in alert_rules()}
+    assert names - fires == set(), "never shown firing"
+    assert names - quiet == set(), "never shown quiet"
+    assert (fires | quiet) <= names, "tests of alerts that do not exist"
+
+
+def exported_series() -> set[str]:
+    """Every series name the app can export (monitor/metrics.py), suffixes included."""
+    names = set()
+    for family in Metrics().registry.collect():
+        if family.type == "counter":
+            names |= {f"{family.name}_total", f"{family.name}_created"}
+        elif family.type == "histogram":
+            names |= {f"{family.name}_{s}" for s in ("bucket", "count", "sum", "created")}
+        else:
+            names.add(family.name)
+    return names
+
+
+def dashboards() -> list[tuple[str, dict[str, Any]]]:
+    files = sorted(DASHBOARDS.glob("*.json"))
+    assert files, f"no dashboard in {DASHBOARDS}"
+    return [(p.name, json.loads(p.read_text(encoding="utf-8"))) for p in files]
+
+
+def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [q for p in panels for q in [p, *all_panels(p.get("panels", []))]]
+
+
+def test_alerts_and_dashboards_use_only_metrics_the_app_exports() -> None:
+    exported = exported_series()
+    exprs = [rule["expr"] for rule in alert_rules()]
+    for _, dashboard in dashboards():
+        exprs += [t["expr"] for p in all_panels(dashboard["panels"]) for t in p.get("targets", [])]
+        exprs += [json.dumps(v["query"]) for v in dashboard["templating"]["list"]]
+    used = {name for expr in exprs for name in re.findall(r"\bmonitor_\w+", expr)}
+    assert used, "no monitor_* metric found"
+    assert used <= exported, f"not exported by monitor/metrics.py: {sorted(used - exported)}"
+
+
+def test_dashboards_use_the_provisioned_datasource_and_fit_the_grid() -> None:
+    provisioning = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"
+    [source] = yaml.safe_load(provisioning.read_text(encoding="utf-8"))["datasources"]
+    expected = {"type": source["type"], "uid": source["uid"]}
+    uids = set()
+    for name, dashboard in dashboards():
+        assert dashboard["uid"] not in uids, f"{name}: uid {dashboard['uid']} used twice"
+        uids.add(dashboard["uid"])
+        panels = all_panels(dashboard["panels"])
+        ids = [p["id"] for p in panels]
+        assert len(ids) == len(set(ids)), f"{name}: duplicate panel ids"
+        cells: dict[tuple[int, int], str] = {}
+        for panel in panels:
+            where = f"{name}: {panel['title']}"
+            box = panel["gridPos"]
+            assert box["x"] >= 0 and box["x"] + box["w"] <= 24, where
+            for x in range(box["x"], box["x"] + box["w"]):
+                for y in range(box["y"], box["y"] + box["h"]):
+                    assert (x, y) not in cells, f"{where} overlaps {cells[(x, y)]}"
+                    cells[(x, y)] = panel["title"]
+            if panel["type"] == "row":
+                continue
+            assert panel["datasource"] == expected, where
+            assert panel["targets"], f"{where}: no query"
+            for target in panel["targets"]:
+                assert target["datasource"] == expected, where
+                assert target["expr"].strip(), where
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] == "query":
+                assert variable["datasource"] == expected, f"{name}: ${variable['name']}"

@@ -3,6 +3,7 @@ gzip, a failing feed beside healthy ones, metrics served over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 from collections.abc import AsyncIterator
@@ -100,20 +101,25 @@ async def test_pipeline_over_http_with_conditional_get(
     runtime = EmbeddedRuntime(settings, ruleset, feeds, metrics, {"archive": sink})
 
     # the metrics endpoint answers while the pipeline runs: scrape it from inside the run
+    # (after the first polling round, which the broken feed has already failed)
     scraped: list[str] = []
+    scrapes: list[asyncio.Task[None]] = []
     original = runtime.pipeline.process
 
-    def process_and_scrape(article):  # type: ignore[no-untyped-def]
-        if not scraped and runtime.metrics_address:
-            import urllib.request
+    async def scrape() -> None:
+        assert runtime.metrics_address
+        host, port = runtime.metrics_address
+        async with aiohttp.ClientSession() as s, s.get(f"http://{host}:{port}/metrics") as r:
+            scraped.append(await r.text())
 
-            host, port = runtime.metrics_address
-            with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as resp:
-                scraped.append(resp.read().decode())
+    def process_and_scrape(article):  # type: ignore[no-untyped-def]
+        if not scrapes:
+            scrapes.append(asyncio.ensure_future(scrape()))
         return original(article)
 
     runtime.pipeline.process = process_and_scrape  # type: ignore[method-assign]
     report = await runtime.run(once=True)
+    await asyncio.gather(*scrapes)
 
     assert report.polls["broken"] == "error" and "HTTP 500" in report.errors["broken"]
     assert report.polls["dead"] == "error"

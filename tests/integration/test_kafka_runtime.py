@@ -225,3 +225,79 @@ def test_digests_and_resolution_run_on_ticks_in_kafka(deployment: Deployment) ->
     assert len(resolved) == len({a["story_id"] for a in resolved})  # once per story
     time.sleep(8)  # another sweep or two: nothing more
     assert len(d.alerts()) == len(alerts)
+
+
+def test_published_rules_reach_every_worker_without_a_restart(deployment: Deployment) -> None:
+    """`monitor rules publish` switches a running worker to the new rule set; a worker started
+    later takes the published set, not its local files; invalid rules are never published."""
+    import shutil
+    import subprocess
+    import sys
+
+    from monitor.rules.ruleset import load_ruleset
+
+    d = deployment
+    d.rules = d.root / "rules"
+    shutil.copytree(REPO / "alert_rules", d.rules)
+    (d.rules / "routes.yaml").write_text(
+        "routes:\n  - {name: archive, sink: jsonl, min_level: low}\n"
+    )
+    d.start_worker("w1")
+    assert d.poll_once().returncode == 0
+    wait_for(lambda: bool(seed_alerts(d.alerts())), 90, "the worker to run", d)
+
+    new_rules = d.root / "rules-v2"
+    shutil.copytree(d.rules, new_rules)
+    (new_rules / "zeppelins.yaml").write_text(
+        "rules:\n  - id: zeppelin-sighting\n    match:\n      any: [zeppelin]\n    weight: 70\n"
+    )
+    version = load_ruleset(new_rules).version
+
+    def publish(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "rules", "publish", str(path), "--delay", "2s"],
+            cwd=REPO,
+            env=d.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    broken = d.root / "rules-broken"
+    shutil.copytree(new_rules, broken)
+    (broken / "zeppelins.yaml").write_text("rules:\n  - id: zeppelin\n    weight: 70\n")
+    refused = publish(broken)
+    assert refused.returncode == 1 and "zeppelins.yaml:2:" in refused.stderr
+
+    done = publish(new_rules)
+    assert done.returncode == 0, done.stderr
+    assert version in done.stdout
+    wait_for(
+        lambda: f'"version": "{version}"' in (d.root / "w1.log").read_text()
+        and "rules_reloaded" in (d.root / "w1.log").read_text(),
+        30,
+        "the worker to switch",
+        d,
+    )
+    now = datetime.now(UTC)
+    article = Article(
+        id="zeppelin-1",
+        source="harbour-news",
+        url="https://harbour.example/zeppelin",
+        title="Zeppelin sighting over the harbour alarms residents",
+        published=now,
+        fetched_at=now,
+    )
+    produce(d, "news.articles", [(article.id.encode(), article.model_dump_json().encode())])
+    wait_for(
+        lambda: any("Zeppelin" in str(a["title"]) for a in d.alerts()), 60, "the new rule", d
+    )
+    zeppelin = next(a for a in d.alerts() if "Zeppelin" in str(a["title"]))
+    assert zeppelin["rules_version"] == version
+
+    # a worker started now, with the old files on disk, joins on the published version
+    d.start_worker("w2")
+    wait_for(
+        lambda: "rules_from_kafka" in (d.root / "w2.log").read_text(), 60, "the second worker", d
+    )
+    assert version in (d.root / "w2.log").read_text()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from monitor.models import Article
+from monitor.models import Article, RuleHit, Story
 
 T0 = datetime(2021, 12, 14, 12, 0, tzinfo=UTC)
 
@@ -28,4 +28,17 @@ def article(
         published=when,
         fetched_at=when,
         reliability=reliability,
+    )
+
+
+def story_of(*hits: RuleHit, outlets: int = 1) -> Story:
+    """A one-id story carrying ``hits``, seen by ``outlets`` distinct outlets."""
+    return Story(
+        id="s",
+        title="t",
+        url="u",
+        first_seen=T0,
+        last_seen=T0,
+        sources=tuple(f"o{i}" for i in range(outlets)),
+        hits=hits,
     )

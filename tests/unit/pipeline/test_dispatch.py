@@ -129,3 +129,13 @@ def test_held_state_survives_a_new_dispatcher() -> None:
     Dispatcher([route], held, buckets).admit(alert("b"), at(0.5))
     (out,) = Dispatcher([route], held, buckets).due(at(1.1))
     assert out.digest is not None and len(out.digest.alerts) == 2
+
+
+def test_quiet_hours_times_carry_no_zone_of_their_own() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from monitor.rules.models import QuietHours
+
+    with pytest.raises(ValidationError, match="without a zone"):
+        QuietHours(start="22:00Z", end="07:00")  # type: ignore[arg-type]
