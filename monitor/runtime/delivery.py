@@ -103,7 +103,7 @@ class Deliverer:
             story_id=alert.story_id,
             route=alert.route,
             kind=alert.kind,
-            level=alert.level.name,
+            alert_level=alert.level.name,
         )
         return self._result(alert, sink.name, "ok")
 

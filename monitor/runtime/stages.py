@@ -135,7 +135,7 @@ class Pipeline:
                 feed=event.article.source,
                 route=a.route,
                 kind=a.kind,
-                level=a.level.name,
+                alert_level=a.level.name,  # "level" is the log line's own
                 score=round(a.score, 1),
                 rules_version=a.rules_version,
             )
