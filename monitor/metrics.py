@@ -43,6 +43,33 @@ class Metrics:
             ["feed"],
             registry=r,
         )
+        self.feed_poll_interval = Gauge(
+            "monitor_feed_poll_interval_seconds",
+            "The interval a feed's schedule chose at its last successful poll: adapted to how "
+            "often it publishes, within the poller's bounds (before jitter and the publisher's "
+            "ttl, Cache-Control and skipHours).",
+            ["feed"],
+            registry=r,
+        )
+        self.feed_next_poll = Gauge(
+            "monitor_feed_next_poll_timestamp_seconds",
+            "Unix time a feed is next due to be polled (+Inf for a retired feed).",
+            ["feed"],
+            registry=r,
+        )
+        self.feed_consecutive_errors = Gauge(
+            "monitor_feed_consecutive_errors",
+            "Polls of a feed that failed in a row (0 after a success).",
+            ["feed"],
+            registry=r,
+        )
+        self.feed_retired = Gauge(
+            "monitor_feed_retired",
+            "1 for a feed that answered 410 Gone: not polled again until the feed list gives "
+            "it another URL.",
+            ["feed"],
+            registry=r,
+        )
         self.feed_entries = Gauge(
             "monitor_feed_entries",
             "Entries in a feed's last successful fetch.",

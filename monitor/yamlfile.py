@@ -32,8 +32,15 @@ def _pos(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _walk(node: yaml.Node, loc: Loc, out: Located, path: str) -> None:
+def _walk(node: yaml.Node, loc: Loc, out: Located, path: str, walked: set[int]) -> None:
     out.value[loc] = _pos(node)
+    # An alias is the anchored node itself: walk each node once. Walking it again at every
+    # alias recursed forever on an alias inside its own anchor (``a: &x [*x]``: RecursionError)
+    # and took exponential time on aliases of aliases (nine levels of nine: a hang). What lies
+    # under an alias is located at its anchor (the nearest located parent).
+    if id(node) in walked:
+        return
+    walked.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -51,10 +58,10 @@ def _walk(node: yaml.Node, loc: Loc, out: Located, path: str) -> None:
                 )
             seen.add(key)
             out.key[(*loc, key)] = _pos(key_node)
-            _walk(value_node, (*loc, key), out, path)
+            _walk(value_node, (*loc, key), out, path, walked)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*loc, i), out, path)
+            _walk(item, (*loc, i), out, path, walked)
 
 
 def _label(loc: Loc) -> str:
@@ -155,6 +162,23 @@ class _Loader(yaml.SafeLoader):
     """YAML 1.1 reads ``22:00`` as the base-60 integer 1320; rule files hold clock times, so
     numbers are resolved as YAML 1.2 does (no sexagesimal): ``22:00`` stays a string."""
 
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        # PyYAML's constructors let plain exceptions out for a value its tag cannot hold: a date
+        # that is no date (``2021-02-30``: ValueError), ``!!int x``, ``!!bool x`` (KeyError), an
+        # empty ``!!float`` (IndexError) or ``!!timestamp`` (AttributeError). They escaped
+        # load_model as crashes; as a ConstructorError each is an issue at its line and column.
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except RecursionError:
+            raise
+        except Exception as exc:
+            kind = str(node.tag).rsplit(":", 1)[-1]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value as {kind} ({exc})", node.start_mark
+            ) from None
+
 
 _NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 _Loader.yaml_implicit_resolvers = {
@@ -195,8 +219,10 @@ def load_model(path: Path, model: type[M]) -> tuple[M | None, list[Issue], Locat
         return None, [Issue(shown, line, col, "(yaml)", str(exc.problem or exc))], located
     except yaml.YAMLError as exc:
         return None, [Issue(shown, 1, 1, "(yaml)", str(exc))], located
+    except RecursionError:  # PyYAML composes nested collections recursively: "[[[[..." crashed
+        return None, [Issue(shown, 1, 1, "(yaml)", "nested too deeply")], located
     if node is not None:
-        _walk(node, (), located, shown)
+        _walk(node, (), located, shown, set())
     if data is None:
         data = {}
     if not isinstance(data, dict):

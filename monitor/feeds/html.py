@@ -86,3 +86,22 @@ def html_to_text(html: str) -> str:
 def one_line(text: str) -> str:
     """Headline form: a single line, whitespace collapsed."""
     return " ".join(html_to_text(text).split())
+
+
+_ENTITY_START = re.compile(r"&[#\w]*")
+
+
+def clip_markup(html: str, limit: int) -> str:
+    """At most ``limit`` characters of an HTML fragment, without a tag or an entity cut in half
+    at the end (which would otherwise show as text): bounds the work of :func:`html_to_text` on
+    a hostile feed's megabyte headline."""
+    if len(html) <= limit:
+        return html
+    cut = html[:limit]
+    lt = cut.rfind("<")
+    if lt > cut.rfind(">"):
+        cut = cut[:lt]
+    amp = cut.rfind("&")
+    if amp >= 0 and _ENTITY_START.fullmatch(cut, amp):
+        cut = cut[:amp]
+    return cut

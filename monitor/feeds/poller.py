@@ -1,5 +1,14 @@
 """Polling: fetch each due feed (conditional GET), parse it off the event loop, keep per-feed
-health in state, count everything. A failing feed is logged and counted; the others carry on."""
+health and schedule in state, count everything. A failing feed is logged and counted; the
+others carry on.
+
+Politeness: at most ``per_host`` polls at once to one host and ``concurrency`` in all; each
+feed's next poll follows how often it publishes (:mod:`monitor.feeds.schedule`), never sooner
+than its publisher asks (``<ttl>``, ``sy:updatePeriod``, ``Cache-Control: max-age``,
+``<skipHours>``, ``Retry-After`` on 429/503), with jitter; errors back off exponentially but
+never stop a feed for good. A permanent redirect (301, 308) moves the feed: later polls go to
+the new URL. 410 Gone retires it: no more polls until the feed list gives it another URL.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +16,31 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict
 
 from monitor.errors import FeedError
-from monitor.feeds.fetch import FetchLimits, Validators, fetch
+from monitor.feeds.fetch import Fetched, FetchLimits, Gone, RetryLater, Validators, fetch
+from monitor.feeds.hints import FeedHints, feed_hints, next_allowed
 from monitor.feeds.parse import parse_feed
+from monitor.feeds.schedule import Schedule, adaptive_interval, backoff, jittered, remember
 from monitor.feeds.sources import FeedSource
 from monitor.logs import log
 from monitor.metrics import Metrics
 from monitor.models import Article
 
-MAX_BACKOFF = 3600.0
+MAX_BACKOFF = Schedule().max_backoff
+DEFAULT_PER_HOST = 2  # polls at once to one host: polite to the big hosts that serve many feeds
+DEFAULT_PARSERS = 2  # feeds parsed at once (threads): the event loop keeps its share of the GIL
+_OUTCOMES = ("ok", "not_modified", "error", "timeout")
 
 
 class FeedState(BaseModel):
-    """Per-feed health and HTTP validators, kept across restarts."""
+    """Per-feed health, HTTP validators and schedule, kept across restarts."""
 
     model_config = ConfigDict(frozen=True)
     etag: str = ""
@@ -35,22 +50,42 @@ class FeedState(BaseModel):
     consecutive_errors: int = 0
     next_poll: float = 0.0
     entries: int = 0
+    # Where polls go once the feed has moved by a permanent redirect ("": the feed list's URL),
+    # and which feed-list URL this state belongs to: when the operator changes the URL, the
+    # state (its moves, its retirement) no longer applies and the feed starts afresh.
+    url: str = ""
+    source_url: str = ""
+    retired: bool = False  # 410 Gone: not polled until the feed list gives another URL
+    last_poll: float = 0.0
+    # The schedule: the interval chosen at the last success (adapted, before jitter and hints),
+    # recent entries' dates (newest first), and the publisher's hints from the last full fetch.
+    interval: float = 0.0
+    entry_times: tuple[float, ...] = ()
+    min_interval: float = 0.0  # <ttl>, sy:updatePeriod
+    skip_hours: tuple[int, ...] = ()
+    skip_days: tuple[int, ...] = ()
 
 
 class PollResult(BaseModel):
     model_config = ConfigDict(frozen=True)
     feed: str
-    outcome: str  # ok | not_modified | error | timeout
+    outcome: str  # ok | not_modified | error | timeout (| retired: asked to poll a retired feed)
     articles: list[Article] = []
     error: str = ""
     state: FeedState = FeedState()
+
+
+OnFetched = Callable[[FeedSource, Fetched], None]
 
 
 class Poller:
     """Polls feeds. A poll's new feed state (validators, schedule, health) is *pending* until the
     runtime calls :meth:`settle` — once the articles are safely handed on (processed, or acked
     by Kafka). Saving the new ETag earlier would make a crash lose the articles: the next poll
-    would get 304 Not Modified for a feed whose entries never got through."""
+    would get 304 Not Modified for a feed whose entries never got through.
+
+    ``on_fetched`` (optional) sees every response with a body (WebSub discovery reads the
+    hub links there); it runs on the event loop and must be quick."""
 
     def __init__(
         self,
@@ -59,29 +94,60 @@ class Poller:
         metrics: Metrics,
         limits: FetchLimits | None = None,
         concurrency: int = 16,
+        per_host: int = DEFAULT_PER_HOST,
+        schedule: Schedule | None = None,
+        parsers: int = DEFAULT_PARSERS,
+        rng: random.Random | None = None,
+        on_fetched: OnFetched | None = None,
     ) -> None:
         self.sources = list(sources)
-        self.state = state
+        self.state: MutableMapping[str, FeedState] = _Cached(state)
         self.metrics = metrics
         self.limits = limits or FetchLimits()
+        self.schedule = schedule or Schedule()
+        self.per_host = per_host
+        self.on_fetched = on_fetched
+        self._rng = rng or random.Random()
         self._gate = asyncio.Semaphore(concurrency)
+        self._window = 4 * concurrency
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._hosts_of: dict[str, str] = {}
+        self._parsers = asyncio.Semaphore(parsers)
         self.pending: dict[str, FeedState] = {}
+        self._metric_series: dict[str, _Series] = {}
         metrics.start_series(feeds=[s.name for s in self.sources])
         for source in self.sources:
             metrics.feed_interval.labels(source.name).set(source.interval)
+            st = self._state(source)
             # from the saved state: a restart must not hide a feed that has been stale for days
-            last = self._state(source).last_success
-            if last:
-                metrics.feed_last_success.labels(source.name).set(last)
+            if st.last_success:
+                self._series(source).last_success.set(st.last_success)
+            self._export(source, st)
+
+    # --- the schedule ------------------------------------------------------------------------
 
     def due(self, now: float) -> list[FeedSource]:
-        return [s for s in self.sources if self._state(s).next_poll <= now]
+        out = []
+        for s in self.sources:
+            st = self._state(s)
+            if not st.retired and st.next_poll <= now:
+                out.append(s)
+        return out
 
     def next_due(self) -> float:
-        return min((self._state(s).next_poll for s in self.sources), default=time.time() + 60)
+        times = [st.next_poll for st in map(self._state, self.sources) if not st.retired]
+        return min(times, default=time.time() + 60)
+
+    def retired(self) -> list[FeedSource]:
+        return [s for s in self.sources if self._state(s).retired]
 
     def _state(self, source: FeedSource) -> FeedState:
-        return self.pending.get(source.name) or self.state.get(source.name) or FeedState()
+        st = self.pending.get(source.name) or self.state.get(source.name)
+        if st is None:
+            return FeedState()
+        if st.source_url and st.source_url != source.url:
+            return FeedState()  # the operator gave the feed a new URL: a new start
+        return st
 
     def settle(self, results: Sequence[PollResult]) -> None:
         """Persist the feed states of polls whose articles have been handed on."""
@@ -90,81 +156,326 @@ class Poller:
             if self.pending.get(result.feed) == result.state:
                 del self.pending[result.feed]
 
+    # --- polling -----------------------------------------------------------------------------
+
     async def poll_many(
         self, session: aiohttp.ClientSession, sources: Sequence[FeedSource]
     ) -> list[PollResult]:
-        return list(await asyncio.gather(*(self.poll(session, s) for s in sources)))
+        """Poll ``sources``; the results in their order. At most a window of polls exist at a
+        time (a few times ``concurrency``), taken host by host in turn: ten thousand polls
+        started at once would hold the event loop while they start and keep ten thousand
+        tasks alive for the garbage collector to walk; taken in the list's order, a window
+        filled with one host's feeds would wait on that host's limit while others idle."""
+        results: list[PollResult | None] = [None] * len(sources)
+        window = asyncio.Semaphore(self._window)
+        running: set[asyncio.Task[None]] = set()
+        failures: list[BaseException] = []
+
+        async def one(i: int) -> None:
+            try:
+                results[i] = await self.poll(session, sources[i])
+            finally:
+                window.release()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                failures.append(error)
+
+        try:
+            for i in self._by_host(sources):
+                await window.acquire()
+                if failures:
+                    raise failures[0]
+                task = asyncio.create_task(one(i))
+                running.add(task)
+                task.add_done_callback(finished)
+            while running:
+                await asyncio.wait(list(running))
+            if failures:
+                raise failures[0]
+        except BaseException:
+            for task in list(running):
+                task.cancel()
+            raise
+        return [r for r in results if r is not None]
+
+    def _by_host(self, sources: Sequence[FeedSource]) -> list[int]:
+        """Indexes of ``sources`` taking each host in turn: a, b, c, a, b, c, a, a, ..."""
+        queues: dict[str, list[int]] = {}
+        for i, source in enumerate(sources):
+            queues.setdefault(self._host(self._state(source).url or source.url), []).append(i)
+        lanes = [q[::-1] for q in queues.values()]
+        order: list[int] = []
+        while lanes:
+            for lane in lanes:
+                order.append(lane.pop())
+            lanes = [lane for lane in lanes if lane]
+        return order
 
     async def poll(self, session: aiohttp.ClientSession, source: FeedSource) -> PollResult:
-        async with self._gate:
+        previous = self._state(source)
+        if previous.retired:
+            return PollResult(
+                feed=source.name, outcome="retired", error=previous.last_error, state=previous
+            )
+        host = self._host(previous.url or source.url)
+        # the host's slot first: feeds queued behind a busy host hold no global slot meanwhile
+        per_host = self._host_gate(host) if host else contextlib.nullcontext()
+        async with per_host, self._gate:
             return await self._poll(session, source)
+
+    def _host(self, url: str) -> str:
+        host = self._hosts_of.get(url)
+        if host is None:
+            host = self._hosts_of[url] = (urlsplit(url).hostname or "").lower()
+        return host
+
+    def _host_gate(self, host: str) -> asyncio.Semaphore:
+        gate = self._hosts.get(host)
+        if gate is None:
+            gate = self._hosts[host] = asyncio.Semaphore(self.per_host)
+        return gate
 
     async def _poll(self, session: aiohttp.ClientSession, source: FeedSource) -> PollResult:
         previous = self._state(source)
+        url = previous.url or source.url
         started = time.monotonic()
         fetched_at = datetime.now(UTC)
+        hints: FeedHints | None = None
         try:
             got = await fetch(
                 session,
                 source.name,
-                source.url,
+                url,
                 Validators(previous.etag, previous.last_modified),
                 self.limits,
             )
             articles: list[Article] = []
             if not got.not_modified:
-                articles = await asyncio.to_thread(
-                    parse_feed, got.body, source, fetched_at, got.url
-                )
+                if self.on_fetched is not None:
+                    try:
+                        self.on_fetched(source, got)
+                    except Exception:  # an observer's bug is not the feed's failure
+                        log.exception("feed_on_fetched_failed", feed=source.name)
+                async with self._parsers:
+                    articles, hints = await asyncio.to_thread(
+                        _parse, got.body, source, fetched_at, got.url, got.content_type
+                    )
+        except Gone as exc:
+            return self._retire(source, previous, str(exc), started)
+        except RetryLater as exc:
+            return self._failed(source, previous, exc.outcome, str(exc), started, exc.delay)
         except FeedError as exc:
             return self._failed(source, previous, exc.outcome, str(exc), started)
         except Exception as exc:  # a bug or an unforeseen input must not stop the other feeds
             log.exception("feed_poll_crashed", feed=source.name)
             return self._failed(source, previous, "error", f"{type(exc).__name__}: {exc}", started)
-        outcome = "not_modified" if got.not_modified else "ok"
+        return self._succeeded(source, previous, url, got, articles, hints, fetched_at, started)
+
+    def _succeeded(
+        self,
+        source: FeedSource,
+        previous: FeedState,
+        url: str,
+        got: Fetched,
+        articles: list[Article],
+        hints: FeedHints | None,
+        fetched_at: datetime,
+        started: float,
+    ) -> PollResult:
         now = time.time()
+        times = previous.entry_times
+        min_interval, skip_hours, skip_days = (
+            previous.min_interval,
+            previous.skip_hours,
+            previous.skip_days,
+        )
+        if not got.not_modified:
+            # undated entries (and those dated in the future) carry the fetch time: no evidence
+            dated = [a.published.timestamp() for a in articles if a.published < fetched_at]
+            times = remember(times, dated, self.schedule.keep_entries)
+        if hints is not None:
+            min_interval = hints.min_interval
+            skip_hours, skip_days = tuple(sorted(hints.skip_hours)), tuple(sorted(hints.skip_days))
+        interval = adaptive_interval(source.interval, times, now, self.schedule)
+        floor, ceiling = self.schedule.bounds(source.interval)
+        delay = jittered(interval, floor, ceiling, self.schedule.jitter, self._rng)
+        # the publisher's lower bounds, up to the ceiling: no publisher stops a feed for good
+        delay = max(delay, min(max(min_interval, got.max_age or 0.0), ceiling))
+        after = next_allowed(now + delay, frozenset(skip_hours), frozenset(skip_days))
+        next_poll = min(after, now + ceiling)
+        moved = previous.url
+        if got.moved_to:
+            moved = "" if got.moved_to == source.url else got.moved_to
+            log.info("feed_moved", feed=source.name, old=url, new=got.moved_to, status="permanent")
         state = FeedState(
             etag=got.validators.etag,
             last_modified=got.validators.last_modified,
             last_success=now,
-            next_poll=now + source.interval * random.uniform(0.9, 1.1),
-            entries=len(articles) if not got.not_modified else previous.entries,
+            next_poll=next_poll,
+            entries=previous.entries if got.not_modified else len(articles),
+            url=moved,
+            source_url=source.url,
+            last_poll=now,
+            interval=interval,
+            entry_times=times,
+            min_interval=min_interval,
+            skip_hours=skip_hours,
+            skip_days=skip_days,
         )
+        outcome = "not_modified" if got.not_modified else "ok"
         self.pending[source.name] = state
-        self.metrics.feed_polls.labels(source.name, outcome).inc()
-        self.metrics.poll_duration.labels(source.name).observe(time.monotonic() - started)
-        self.metrics.feed_last_success.labels(source.name).set(now)
+        series = self._series(source)
+        series.count(outcome, started)
+        series.last_success.set(now)
+        self._export(source, state)
         if not got.not_modified:
-            self.metrics.feed_entries.labels(source.name).set(len(articles))
-            self.metrics.articles.labels(source.name).inc(len(articles))
+            series.entries.set(len(articles))
+            series.articles.inc(len(articles))
         log.debug("feed_polled", feed=source.name, outcome=outcome, entries=len(articles))
         return PollResult(feed=source.name, outcome=outcome, articles=articles, state=state)
 
     def _failed(
-        self, source: FeedSource, previous: FeedState, outcome: str, error: str, started: float
+        self,
+        source: FeedSource,
+        previous: FeedState,
+        outcome: str,
+        error: str,
+        started: float,
+        retry_after: float | None = None,
     ) -> PollResult:
         errors = previous.consecutive_errors + 1
-        # Back off exponentially, but never stop polling a feed for good.
-        delay = min(source.interval * 2 ** min(errors - 1, 10), max(MAX_BACKOFF, source.interval))
+        # Back off exponentially from the feed's interval, but never stop polling it for good.
+        base = previous.interval or source.interval
+        spread = self.schedule.jitter
+        delay = backoff(errors, base, self.schedule.max_backoff)
+        delay *= self._rng.uniform(1 - spread, 1 + spread)
+        if retry_after is not None:  # the server's word, as long as it is not "never"
+            delay = max(delay, min(retry_after, self.schedule.max_retry_after))
         now = time.time()
         state = previous.model_copy(
             update={
                 "last_error": error,
                 "consecutive_errors": errors,
-                "next_poll": now + delay * random.uniform(0.9, 1.1),
+                "next_poll": now + delay,
+                "source_url": source.url,
+                "last_poll": now,
             }
         )
         self.pending[source.name] = state
-        self.metrics.feed_polls.labels(source.name, outcome).inc()
-        self.metrics.poll_duration.labels(source.name).observe(time.monotonic() - started)
+        self._series(source).count(outcome, started)
+        self._export(source, state)
         log.warning(
             "feed_poll_failed",
             feed=source.name,
             outcome=outcome,
             error=error,
             consecutive_errors=errors,
+            next_poll_in=round(delay),
         )
         return PollResult(feed=source.name, outcome=outcome, error=error, state=state)
+
+    def _retire(
+        self, source: FeedSource, previous: FeedState, error: str, started: float
+    ) -> PollResult:
+        now = time.time()
+        state = previous.model_copy(
+            update={
+                "retired": True,
+                "last_error": error,
+                "consecutive_errors": previous.consecutive_errors + 1,
+                "source_url": source.url,
+                "last_poll": now,
+            }
+        )
+        self.pending[source.name] = state
+        self._series(source).count("error", started)
+        self._export(source, state)
+        log.warning(
+            "feed_retired",
+            feed=source.name,
+            url=previous.url or source.url,
+            error=error,
+            hint="no more polls until the feed list gives this feed another URL",
+        )
+        return PollResult(feed=source.name, outcome="error", error=error, state=state)
+
+    def _series(self, source: FeedSource) -> _Series:
+        series = self._metric_series.get(source.name)
+        if series is None:
+            series = self._metric_series[source.name] = _Series(self.metrics, source.name)
+        return series
+
+    def _export(self, source: FeedSource, state: FeedState) -> None:
+        """A feed's health and schedule as gauges."""
+        series = self._series(source)
+        series.retired.set(1 if state.retired else 0)
+        series.next_poll.set(float("inf") if state.retired else state.next_poll)
+        series.consecutive_errors.set(state.consecutive_errors)
+        series.interval.set(state.interval or source.interval)
+
+
+class _Series:
+    """One feed's labelled metrics, looked up once: with thousands of feeds polled a round,
+    the lookups (a lock and a dict each) add up."""
+
+    def __init__(self, metrics: Metrics, feed: str) -> None:
+        self.metrics, self.feed = metrics, feed
+        self.polls = {o: metrics.feed_polls.labels(feed, o) for o in _OUTCOMES}
+        self.duration = metrics.poll_duration.labels(feed)
+        self.last_success = metrics.feed_last_success.labels(feed)
+        self.entries = metrics.feed_entries.labels(feed)
+        self.articles = metrics.articles.labels(feed)
+        self.retired = metrics.feed_retired.labels(feed)
+        self.next_poll = metrics.feed_next_poll.labels(feed)
+        self.consecutive_errors = metrics.feed_consecutive_errors.labels(feed)
+        self.interval = metrics.feed_poll_interval.labels(feed)
+
+    def count(self, outcome: str, started: float) -> None:
+        polls = self.polls.get(outcome) or self.metrics.feed_polls.labels(self.feed, outcome)
+        polls.inc()
+        self.duration.observe(time.monotonic() - started)
+
+
+def _parse(
+    body: bytes, source: FeedSource, fetched_at: datetime, url: str, content_type: str
+) -> tuple[list[Article], FeedHints]:
+    """In a thread: the articles, and the publisher's polling hints from the same bytes."""
+    return parse_feed(body, source, fetched_at, url, content_type), feed_hints(body)
+
+
+class _Cached(MutableMapping[str, FeedState]):
+    """The feed states in memory, written through to the store. :meth:`Poller.due` looks at
+    every feed each time round: thousands of reads of an SQLite table (a query, JSON and a
+    model each) would hold the event loop for a noticeable while."""
+
+    def __init__(self, backing: MutableMapping[str, FeedState]) -> None:
+        self.backing = backing
+        self._memo: dict[str, FeedState | None] = {}
+
+    def __getitem__(self, key: str) -> FeedState:
+        if key not in self._memo:
+            self._memo[key] = self.backing.get(key)
+        value = self._memo[key]
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __setitem__(self, key: str, value: FeedState) -> None:
+        self.backing[key] = value
+        self._memo[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self._memo.pop(key, None)
+        del self.backing[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.backing)
+
+    def __len__(self) -> int:
+        return len(self.backing)
 
 
 HandOn = Callable[[list[PollResult]], Awaitable[None]]
@@ -176,13 +487,20 @@ async def run_polling(
     hand_on: HandOn,
     stop: asyncio.Event,
     once: bool = False,
+    idle: Callable[[], None] | None = None,
 ) -> None:
     """Poll every feed when it is due until ``stop`` is set (or one round with ``once``), and
-    pass each round's results to ``hand_on``, which settles them when the articles are safe."""
+    pass each round's results to ``hand_on``, which settles them when the articles are safe.
+
+    ``idle`` (optional) is called on every turn of the loop, feeds due or not: with schedules
+    that adapt up to hours, "a round was polled lately" no longer says the poller is alive;
+    "the loop turned lately" does (it turns at least once a minute)."""
     while not stop.is_set():
         due = poller.due(time.time())
         if due:
             await hand_on(await poller.poll_many(session, due))
+        if idle is not None:
+            idle()
         if once:
             return
         wait = max(1.0, min(poller.next_due() - time.time(), 60.0))

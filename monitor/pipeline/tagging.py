@@ -19,6 +19,7 @@ hit, from the article's feed name and labels.
 from __future__ import annotations
 
 import unicodedata
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -71,8 +72,26 @@ def _literal(
     )
 
 
-def _overlaps(hit: _Hit, spans: list[_Hit]) -> bool:
-    return any(hit[2] < s[3] and s[2] < hit[3] for s in spans)
+class _Spans:
+    """Hits sorted by first token, to ask which lie near a token range without comparing every
+    pair. Why: an article repeating a rule's words thousands of times made the pairwise checks
+    of ``none`` and ``near`` quadratic; a hostile 200 kB body (the feed parser's cap) took 9 s
+    to tag, a worker stalled (tests/reliability/test_poison_records.py)."""
+
+    def __init__(self, hits: list[_Hit]) -> None:
+        self.hits = sorted(hits, key=lambda h: h[2])
+        self.starts = [h[2] for h in self.hits]
+        self.longest = max((h[3] - h[2] for h in self.hits), default=0)
+
+    def starting(self, lo: int, hi: int) -> list[_Hit]:
+        """The hits whose first token is in ``[lo, hi]``."""
+        return self.hits[bisect_left(self.starts, lo) : bisect_right(self.starts, hi)]
+
+
+def _overlaps(hit: _Hit, spans: _Spans) -> bool:
+    # s[2] < hit[3] and hit[2] < s[3] <= s[2] + longest: s starts in this range
+    near = spans.starting(hit[2] - spans.longest + 1, hit[3] - 1)
+    return any(hit[2] < s[3] and s[2] < hit[3] for s in near)
 
 
 def _earliest_longest(hits: list[_Hit]) -> _Hit:
@@ -210,7 +229,7 @@ class Tagger:
         # 'none' phrases cancel the hits they overlap, not the whole article: "home invasion"
         # must not count as an invasion, yet a story that also reports an invasion of Ukraine
         # must still fire. (A whole-article veto would let any aside silence a real alert.)
-        cancel = [[h for h in hits if h[0] == _NONE and h[1] == f] for f in (0, 1)]
+        cancel = [_Spans([h for h in hits if h[0] == _NONE and h[1] == f]) for f in (0, 1)]
         alive = [h for h in hits if h[0] != _NONE and not _overlaps(h, cancel[h[1]])]
         # by identity: "strikes" stemmed and "strikes" exact are equal strings, not equal phrases
         found_all = {id(h[4]) for h in alive if h[0] == _ALL}
@@ -220,7 +239,7 @@ class Tagger:
         for field_no in (0, 1):
             candidates = [h for h in alive if h[0] == primary and h[1] == field_no]
             if spec.near is not None:
-                terms = [h for h in alive if h[0] == _NEAR and h[1] == field_no]
+                terms = _Spans([h for h in alive if h[0] == _NEAR and h[1] == field_no])
                 within = spec.near.within
                 candidates = [
                     h
@@ -229,7 +248,8 @@ class Tagger:
                         t[2] - h[3] <= within
                         and h[2] - t[3] <= within
                         and not (t[2] >= h[2] and t[3] <= h[3])
-                        for t in terms
+                        # t[3] >= h[2] - within and t[3] <= t[2] + longest: t starts in range
+                        for t in terms.starting(h[2] - within - terms.longest, h[3] + within)
                     )
                 ]
             if candidates:

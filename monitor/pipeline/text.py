@@ -163,12 +163,20 @@ def tokens(text: str, language: str = "en") -> list[Token]:
 
     Offsets refer to ``text`` itself: NFKC can change lengths, so each word is normalised on its
     own rather than the whole string at once.
+
+    NFKC can also put spaces inside one word: U+FDFA (common in Arabic text) is the four words
+    "صلى الله عليه وسلم", U+037A is " ι". Such a word gives one token per part, all with the
+    word's span: the tagger joins stems with spaces and reads phrase boundaries off them, and a
+    stem holding a space made it look up a token start that does not exist (KeyError, the
+    article lost) or match a phrase across half a token.
     """
     stem_word = stem if language == "en" else stemmer_for(language)
     out: list[Token] = []
     for m in _WORD.finditer(text):
         word = normalise(m.group())
-        out.append(Token(stem_word(word), m.start(), m.end()))
+        # isalnum(): the cheap test that the (rare) split is not needed.
+        for part in (word,) if word.isalnum() else word.split():
+            out.append(Token(stem_word(part), m.start(), m.end()))
     return out
 
 

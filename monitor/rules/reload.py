@@ -119,6 +119,13 @@ class RuleReloader:
         except Exception as exc:  # the swap itself failed: the old rules stay in force
             self.metrics.rule_reloads.labels("error").inc()
             log.exception("rules_reload_failed", source=source, error=str(exc))
+            # The swap has steps (sinks, pipeline, routes): one failing part-way left those
+            # before it on the new rules, a mix no version names. Put the rules in force back
+            # everywhere (tests/reliability/test_rules_reload.py).
+            try:
+                self.apply(self.current)
+            except Exception as again:
+                log.exception("rules_restore_failed", source=source, error=str(again))
             return False
         log.info(
             "rules_reloaded",

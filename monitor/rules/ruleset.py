@@ -193,7 +193,8 @@ def _entries(
 def _raw_items(path: Path, key: str) -> list[Any]:
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    # RecursionError: nesting too deep for PyYAML, reported by load_model (it crashed here).
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return []
     items = data.get(key) if isinstance(data, dict) else None
     return items if isinstance(items, list) else []

@@ -198,7 +198,10 @@ class EmbeddedRuntime:
             await articles.put(_Round(results))
 
         try:
-            await run_polling(self.poller, session, hand_on, self._stop, once)
+            # idle: the loop is alive even when no feed is due (adaptive intervals reach hours)
+            await run_polling(
+                self.poller, session, hand_on, self._stop, once, idle=self.polled.beat
+            )
         finally:
             await articles.put(_DONE)
 

@@ -108,7 +108,7 @@ async def run_poller(
     try:
         with stop_on_signals(stop):
             async with client_session(poller.limits) as session:
-                await run_polling(poller, session, hand_on, stop, once)
+                await run_polling(poller, session, hand_on, stop, once, idle=polled.beat)
     finally:
         watcher.cancel()
         await kafka.stop()

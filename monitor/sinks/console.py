@@ -11,6 +11,7 @@ from monitor.sinks.base import Sink
 from monitor.sinks.render import (
     HEADLINES,
     change,
+    clean,
     digest_alerts,
     digest_headline,
     digest_level,
@@ -27,6 +28,23 @@ COLOURS = {
 
 SOURCES_SHOWN = 10  # per story in a digest; the rest are counted
 
+# Caps on feed text, as in the email sink: a hostile feed must not fill the terminal.
+TITLE_MAX = 1000
+SNIPPET_MAX = 500
+SOURCE_MAX = 200
+URL_MAX = 2048
+ID_MAX = 200
+
+
+def _safe(text: str, limit: int) -> str:
+    """Feed text for a panel: one line, capped, then escaped for rich markup.
+
+    Cleaned first because escape() only handles markup: rich passes ESC and NUL through to the
+    terminal (``\x1b]8;;https://evil\x1b\\`` forges a hyperlink, ``\x1b[2J`` clears the screen,
+    in a terminal or in whatever later shows a redirected log), bidi overrides reorder what is
+    shown, and a newline in a title starts a line of the panel that looks like ours."""
+    return escape(clean(text, limit))
+
 
 class ConsoleSink(Sink):
     name = "console"
@@ -41,25 +59,29 @@ class ConsoleSink(Sink):
             if alert.kind == "escalated"
             else ""
         )
-        # Everything from feeds goes through escape(): a title may contain rich markup.
-        lines = [f"[bold]{escape(alert.title)}[/bold]"]
+        # Everything from feeds goes through _safe(): a title may contain rich markup, escape
+        # sequences, bidi overrides and line breaks.
+        lines = [f"[bold]{_safe(alert.title, TITLE_MAX)}[/bold]"]
         if alert.kind in ("updated", "resolved"):
             lines.append(f"[italic]{escape(change(alert))}[/italic]")
         lines.append(
             f"score {alert.score:g}: " + escape("  ".join(format_term(t) for t in alert.terms))
         )
         for hit in alert.hits:
-            lines.append(f"  • {escape(hit.rule_id)}: {escape(hit.snippet or hit.text)}")
-        lines.append(f"sources ({len(alert.sources)}): {escape(', '.join(alert.sources))}")
+            lines.append(
+                f"  • {_safe(hit.rule_id, ID_MAX)}: {_safe(hit.snippet or hit.text, SNIPPET_MAX)}"
+            )
+        sources = ", ".join(clean(s, SOURCE_MAX) for s in alert.sources)
+        lines.append(f"sources ({len(alert.sources)}): {escape(sources)}")
         if alert.url:
-            lines.append(f"link: {escape(alert.url)}")
+            lines.append(f"link: {_safe(alert.url, URL_MAX)}")
         title = f"[{colour}] {alert.level.name.upper()} [/{colour}] {HEADLINES[alert.kind]}{shift}"
         self.console.print(
             Panel(
                 "\n".join(lines),
                 title=title,
                 title_align="left",
-                subtitle=f"story {escape(alert.story_id)}",
+                subtitle=f"story {_safe(alert.story_id, ID_MAX)}",
             )
         )
 
@@ -70,25 +92,27 @@ class ConsoleSink(Sink):
             colour = COLOURS.get(alert.level, "white")
             shown = alert.sources[:SOURCES_SHOWN]
             more = len(alert.sources) - len(shown)
-            sources = escape(", ".join(shown)) + (f" and {more} more" if more > 0 else "")
+            sources = escape(", ".join(clean(s, SOURCE_MAX) for s in shown)) + (
+                f" and {more} more" if more > 0 else ""
+            )
             if lines:
                 lines.append("")
             lines += [
                 f"[{colour}] {alert.level.name.upper()} [/{colour}] {escape(kind_label(alert))}"
-                f"  [bold]{escape(alert.title)}[/bold]",
+                f"  [bold]{_safe(alert.title, TITLE_MAX)}[/bold]",
                 f"  score {alert.score:g}: "
                 + escape("  ".join(format_term(t) for t in alert.terms)),
                 f"  sources ({len(alert.sources)}): {sources}",
             ]
             if alert.url:
-                lines.append(f"  link: {escape(alert.url)}")
-            lines.append(f"  story {escape(alert.story_id)}")
+                lines.append(f"  link: {_safe(alert.url, URL_MAX)}")
+            lines.append(f"  story {_safe(alert.story_id, ID_MAX)}")
         colour = COLOURS.get(digest_level(digest), "white")
         self.console.print(
             Panel(
                 "\n".join(lines) or "(empty)",
                 title=f"[{colour}] {escape(digest_headline(digest))} [/{colour}]",
                 title_align="left",
-                subtitle=f"digest {escape(digest.id)}",
+                subtitle=f"digest {_safe(digest.id, ID_MAX)}",
             )
         )

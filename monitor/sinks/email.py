@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import html
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from monitor.models import Alert, Digest
 from monitor.sinks.base import Sink
 from monitor.sinks.render import (
     KIND_WORDS,
+    clean,
     coverage,
     digest_alerts,
     digest_headline,
@@ -68,19 +68,6 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 # What may not appear in an address: whitespace, and the specials that separate addresses.
 _ADDR_BAD = re.compile(r'[\s<>(),;:"\[\]\\]')
-
-
-def clean(text: str, limit: int | None = None) -> str:
-    """One line of untrusted text: control, format (bidi overrides, zero-width) and line/paragraph
-    separator characters become spaces, runs of whitespace one space; cut to ``limit``."""
-    out = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch
-        for ch in (text[: limit * 4] if limit is not None else text)  # bound the work first
-    )
-    out = " ".join(out.split())
-    if limit is not None and len(out) > limit:
-        out = out[: limit - 1].rstrip() + "…"
-    return out
 
 
 def safe_url(url: str) -> str | None:
@@ -201,10 +188,20 @@ def alert_message_id(alert_id: str, domain: str) -> str:
     return f"<{_id_part(alert_id)}@{domain}>"
 
 
+def _subject_title(title: str) -> str:
+    """A title fit for the Subject header: one line, bounded, and no ``=?`` left.
+
+    The email package parses the Subject we set as a header value and decodes any RFC 2047
+    encoded word in it; a title holding ``=?utf-8?q?=0D=0ABcc:_x@evil.example?=`` became a
+    subject with a real CR LF, written to the wire as is (CPython before 3.11.10 / 3.12.5,
+    CVE-2024-6923): a header injected. Every encoded word starts with ``=?``: split it."""
+    return (clean(title, SUBJECT_TITLE_MAX) or "(no title)").replace("=?", "= ?")
+
+
 def subject(alert: Alert) -> str:
     """``[HIGH] title``, ``[CRITICAL] Escalated: title``, ``[HIGH] Update: title`` or
     ``[HIGH] Resolved: title``: one line, bounded."""
-    title = clean(alert.title, SUBJECT_TITLE_MAX) or "(no title)"
+    title = _subject_title(alert.title)
     change = "" if alert.kind == "opened" else f"{KIND_WORDS[alert.kind]}: "
     return f"[{alert.level.name.upper()}] {change}{title}"
 
@@ -216,7 +213,7 @@ def digest_subject(digest: Digest) -> str:
     level = digest_level(digest).name.upper()
     if not alerts:
         return f"[{level}] No stories"
-    title = clean(alerts[0].title, SUBJECT_TITLE_MAX) or "(no title)"
+    title = _subject_title(alerts[0].title)
     if len(alerts) == 1:
         return f"[{level}] 1 story: {title}"
     return f"[{level}] {len(alerts)} stories: {title} and {len(alerts) - 1} more"

@@ -1,12 +1,14 @@
 """Shared wording of alerts and digests: every sink explains them the same way.
 
 Nothing here escapes anything: each sink cleans and escapes feed text for its own medium (rich
-markup, mrkdwn, HTML, mail headers). The words produced here from our own data (levels, kinds,
-counts, reasons) are plain and safe; titles and sources passed through are not.
+markup, mrkdwn, HTML, mail headers); :func:`clean` is the cleaning the console and email sinks
+share. The words produced here from our own data (levels, kinds, counts, reasons) are plain and
+safe; titles and sources passed through are not.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 
 from monitor.models import Alert, AlertKind, Digest, Level, ScoreTerm
@@ -33,6 +35,19 @@ DIGEST_REASONS: Mapping[str, str] = {
     "quiet": "held during quiet hours",
     "rate": "held by the rate limit",
 }
+
+
+def clean(text: str, limit: int | None = None) -> str:
+    """One line of untrusted text: control, format (bidi overrides, zero-width) and line/paragraph
+    separator characters become spaces, runs of whitespace one space; cut to ``limit``."""
+    out = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") else ch
+        for ch in (text[: limit * 4] if limit is not None else text)  # bound the work first
+    )
+    out = " ".join(out.split())
+    if limit is not None and len(out) > limit:
+        out = out[: limit - 1].rstrip() + "…"
+    return out
 
 
 def format_term(term: ScoreTerm) -> str:

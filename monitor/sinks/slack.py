@@ -64,6 +64,10 @@ MAX_SNIPPET = 280
 MAX_SOURCE = 60
 MAX_SOURCES_SHOWN = 10
 MAX_URL = 1000
+# A link as sent (%-encoded, escaped): a URL of 1000 non-ASCII characters is 6000. Longer is not
+# linked: with the escaped title (5 × 300 at most) a headline must fit one section, or cutting
+# it left a dangling "<https://…" in the message.
+MAX_LINK = 1400
 MAX_LABEL = 200
 
 # A digest: a header, one section per story while they fit, then "… and N more". Slack also
@@ -479,8 +483,8 @@ def safe_link(url: str) -> str | None:
         return None
     # Keep the URL's own %-escapes and reserved characters; encode what would end the link
     # markup ('|', '>', spaces) or be read as an entity ('&' is escaped below).
-    url = quote(url, safe="!#$%&'()*+,/:;=?@[]~-._")
-    return escape(url)
+    url = escape(quote(url, safe="!#$%&'()*+,/:;=?@[]~-._"))
+    return url if len(url) <= MAX_LINK else None
 
 
 def _is_http_url(url: str) -> bool:
@@ -525,7 +529,9 @@ def build_message(alert: Alert) -> Message:
         return build_resolved(alert)
     emoji = EMOJI.get(alert.level, "⚪")
     level = alert.level.name.upper()
-    title = safe(alert.title or "(untitled)", MAX_TITLE)
+    # "or" after cleaning: a title of only spaces, controls or bidi characters cleans to ""
+    # and made an empty link label (``<url|>``) or a bare ``**``.
+    title = safe(alert.title, MAX_TITLE) or "(untitled)"
     story = safe(alert.story_id, 80)
     link = safe_link(alert.url) if alert.url else None
 
@@ -576,7 +582,7 @@ def build_resolved(alert: Alert) -> Message:
     """The closing note of a story: short, as it mostly lands in the story's thread, but naming
     the story (title, link) so that it also reads on its own (a webhook, a lost thread)."""
     level = alert.level.name.upper()
-    title = safe(alert.title or "(untitled)", MAX_TITLE)
+    title = safe(alert.title, MAX_TITLE) or "(untitled)"
     story = safe(alert.story_id, 80)
     link = safe_link(alert.url) if alert.url else None
     headline = f"*<{link}|{title}>*" if link else f"*{title}*"
@@ -597,7 +603,7 @@ def _digest_story(alert: Alert) -> str:
     Every part is capped so the whole stays under MAX_DIGEST_SECTION: the headline, which
     holds the link markup, is never cut (a cut link would leave a dangling ``<``)."""
     emoji = RESOLVED_EMOJI if alert.kind == "resolved" else EMOJI.get(alert.level, "⚪")
-    title = safe(alert.title or "(untitled)", MAX_DIGEST_TITLE)
+    title = safe(alert.title, MAX_DIGEST_TITLE) or "(untitled)"
     link = safe_link(alert.url) if alert.url else None
     if link is not None and len(link) > MAX_DIGEST_LINK:
         link = None
@@ -646,7 +652,7 @@ def build_digest(digest: Digest) -> Message:
                 ],
             }
         )
-    titles = "; ".join(safe(a.title or "(untitled)", 100) for a in alerts[:5])
+    titles = "; ".join((safe(a.title, 100) or "(untitled)") for a in alerts[:5])
     if len(alerts) > 5:
         titles += f"; {ELLIPSIS} and {len(alerts) - 5} more"
     text = _cap_escaped(f"{emoji} {escape(digest_headline(digest))}: {titles}", MAX_TEXT)

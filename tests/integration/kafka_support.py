@@ -11,18 +11,24 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from monitor.models import Article
+from monitor.pipeline.dedupe import exact_keys, seen_before
 from monitor.runtime.topics import Topics, ensure_topics
-from tests.conftest import REPO
+from tests.conftest import REPO, corpus
 
 BOOTSTRAP = os.environ.get("MONITOR_TEST_KAFKA", "127.0.0.1:9092")
+NOW = datetime(2022, 3, 1, tzinfo=UTC)
 
 
 async def _reachable() -> bool:
@@ -212,3 +218,194 @@ def decided_articles(d: Deployment) -> set[str]:
         except (ValueError, TypeError, KeyError):
             continue  # a poison record a test put there
     return out
+
+
+# --- articles to publish, and the invariants every run must keep ------------------------------
+
+
+def sample_articles() -> list[Article]:
+    """The bundled sample feeds, parsed as a poller would."""
+    from monitor.feeds.parse import parse_feed
+    from monitor.feeds.sources import load_feeds, sample_feeds_path
+
+    out = []
+    for feed in load_feeds(sample_feeds_path()):
+        data = Path(feed.url.removeprefix("file://")).read_bytes()
+        out.extend(parse_feed(data, feed, NOW))
+    return out
+
+
+def corpus_articles(limit: int) -> list[Article]:
+    """The first ``limit`` articles of the news-2021 corpus (../shared/corpus)."""
+    from monitor.feeds.exports import read_exports
+
+    return list(islice(read_exports(corpus("news-2021"), NOW), limit))
+
+
+def exact_duplicates(articles: list[Article]) -> set[str]:
+    seen: dict[str, str] = {}
+    return {a.id for a in sorted(articles, key=lambda a: a.published) if seen_before(a, seen)}
+
+
+def undecided(published: Iterable[Article], decided: set[str]) -> set[str]:
+    """Ids of published articles that reached no decision: neither placed in a story nor dropped
+    as an exact duplicate of an article that was (whichever of two copies came first)."""
+    articles = {a.id: a for a in published}
+    sharing: dict[str, set[str]] = defaultdict(set)
+    for a in articles.values():
+        for key in exact_keys(a):
+            sharing[key].add(a.id)
+    return {
+        a.id
+        for a in articles.values()
+        if a.id not in decided
+        and not any(other in decided for key in exact_keys(a) for other in sharing[key])
+    }
+
+
+def delivered_twice(alerts: Iterable[dict[str, object]]) -> dict[tuple[str, str], int]:
+    """(alert id, route) -> times delivered, for those delivered more than once."""
+    counts = Counter((str(a["alert_id"]), str(a["route"])) for a in alerts)
+    return {key: n for key, n in counts.items() if n > 1}
+
+
+def assert_invariants(d: Deployment, published: list[Article]) -> list[dict[str, object]]:
+    alerts = d.alerts()
+    ids = [a["alert_id"] for a in alerts]
+    assert len(ids) == len(set(ids)), "an alert was delivered twice"
+    missing = {a.id for a in published} - decided_articles(d) - exact_duplicates(published)
+    assert not missing, f"{len(missing)} articles never reached a decision"
+    opened = Counter(str(a["story_id"]) for a in alerts if a["kind"] == "opened")
+    assert all(n == 1 for n in opened.values()), "a story was opened twice"
+    return alerts
+
+
+class TopicTail:
+    """A topic read from its beginning, a little more at each call: for waiting on a topic
+    that grows to thousands of records without reading it all again every half second."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.records: list[tuple[bytes | None, bytes]] = []
+        self._runner = asyncio.Runner()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tps: list[TopicPartition] = []
+
+    async def _read(self) -> list[tuple[bytes | None, bytes]]:
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+            await consumer.start()
+            self._consumer = consumer
+        consumer = self._consumer
+        if not self._tps:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(self.topic) or set()
+            if not parts:
+                return []
+            self._tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            consumer.assign(self._tps)
+            await consumer.seek_to_beginning(*self._tps)
+        ends = await consumer.end_offsets(self._tps)
+        new: list[tuple[bytes | None, bytes]] = []
+        while any([await consumer.position(tp) < ends[tp] for tp in self._tps]):
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                new.extend((r.key, r.value) for r in records)
+        return new
+
+    def read(self) -> list[tuple[bytes | None, bytes]]:
+        """The records that arrived since the last call (all of them, the first time)."""
+        new = self._runner.run(self._read())
+        self.records.extend(new)
+        return new
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._runner.run(self._consumer.stop())
+            self._consumer = None
+        self._runner.close()
+
+
+class Decided:
+    """Article ids that reached a story, read incrementally from news.stories."""
+
+    def __init__(self, d: Deployment) -> None:
+        self.tail = TopicTail(d.bootstrap, d.topic("news.stories"))
+        self.ids: set[str] = set()
+
+    def __call__(self) -> set[str]:
+        for _, value in self.tail.read():
+            try:
+                self.ids.add(json.loads(value)["article"]["id"])
+            except (ValueError, TypeError, KeyError):
+                continue  # a poison record a test put there
+        return self.ids
+
+    def close(self) -> None:
+        self.tail.close()
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+def delete_topics(d: Deployment) -> None:
+    """Remove a finished deployment's topics (its Faust changelogs included): a broker holding
+    thousands of test partitions takes a minute to restart."""
+    asyncio.run(_delete_topics(d.bootstrap, d.prefix))
+
+
+class Publisher:
+    """Publishes records to a topic from a thread at a steady rate, as pollers would: a stream
+    rather than a backlog, so faults land while articles are still arriving."""
+
+    def __init__(
+        self, d: Deployment, name: str, records: list[tuple[bytes, bytes]], per_second: float
+    ) -> None:
+        import threading
+
+        self.records, self.per_second = records, per_second
+        self.sent = 0
+        self.error: BaseException | None = None
+        self._bootstrap, self._topic = d.bootstrap, d.topic(name)
+        asyncio.run(ensure_topics(d.bootstrap, d.partitions, 1, Topics(d.prefix)))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._publish())
+        except BaseException as exc:
+            self.error = exc
+
+    async def _publish(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, enable_idempotence=True)
+        await producer.start()
+        try:
+            batch = max(1, int(self.per_second / 10))
+            started = time.monotonic()
+            for i in range(0, len(self.records), batch):
+                futures = [
+                    await producer.send(self._topic, value, key=key)
+                    for key, value in self.records[i : i + batch]
+                ]
+                await asyncio.gather(*futures)
+                self.sent += len(futures)
+                ahead = started + self.sent / self.per_second - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        finally:
+            await producer.stop()
+
+    def join(self, timeout: float = 120) -> None:
+        self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+        assert not self._thread.is_alive(), "the publisher did not finish"

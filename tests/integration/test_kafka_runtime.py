@@ -10,34 +10,20 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from monitor.feeds.parse import parse_feed
-from monitor.feeds.sources import load_feeds, sample_feeds_path
 from monitor.models import Article
-from monitor.pipeline.dedupe import seen_before
 from tests.integration.kafka_support import (
     REPO,
     Deployment,
+    assert_invariants,
+    corpus_articles,
     decided_articles,
+    exact_duplicates,
     produce,
     read_topic,
+    sample_articles,
     wait_for,
 )
 from tests.integration.test_samples_cli import TRAPS
-
-NOW = datetime(2022, 3, 1, tzinfo=UTC)
-
-
-def sample_articles() -> list[Article]:
-    out = []
-    for feed in load_feeds(sample_feeds_path()):
-        data = Path(feed.url.removeprefix("file://")).read_bytes()
-        out.extend(parse_feed(data, feed, NOW))
-    return out
-
-
-def exact_duplicates(articles: list[Article]) -> set[str]:
-    seen: dict[str, str] = {}
-    return {a.id for a in sorted(articles, key=lambda a: a.published) if seen_before(a, seen)}
 
 
 def seed_alerts(alerts: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -53,17 +39,6 @@ def final_levels(alerts: list[dict[str, object]]) -> Counter[str]:
         if sid not in best or order.index(level) > order.index(best[sid]):
             best[sid] = level
     return Counter(best.values())
-
-
-def assert_invariants(d: Deployment, published: list[Article]) -> list[dict[str, object]]:
-    alerts = d.alerts()
-    ids = [a["alert_id"] for a in alerts]
-    assert len(ids) == len(set(ids)), "an alert was delivered twice"
-    missing = {a.id for a in published} - decided_articles(d) - exact_duplicates(published)
-    assert not missing, f"{len(missing)} articles never reached a decision"
-    opened = Counter(str(a["story_id"]) for a in alerts if a["kind"] == "opened")
-    assert all(n == 1 for n in opened.values()), "a story was opened twice"
-    return alerts
 
 
 def test_poll_and_worker_alert_the_seed_story_once(deployment: Deployment) -> None:
@@ -162,15 +137,6 @@ def test_two_workers_share_the_work_without_duplicates(deployment: Deployment) -
     # both workers did some of the work
     logs = [(d.root / f"{w}.log").read_text() for w in ("w1", "w2")]
     assert all(log.strip() for log in logs)
-
-
-def corpus_articles(limit: int) -> list[Article]:
-    from itertools import islice
-
-    from monitor.feeds.exports import read_exports
-    from tests.conftest import corpus
-
-    return list(islice(read_exports(corpus("news-2021"), NOW), limit))
 
 
 def test_sigkill_and_restart_lose_nothing_and_repeat_nothing(deployment: Deployment) -> None:
