@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sqlite3
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from monitor.models import Silence
 from monitor.rules.ruleset import RuleSet, load_ruleset
 from monitor.rules.testing import run_rule_tests
 from monitor.settings import Settings
+from monitor.state.recovery import damaged_state
 
 if TYPE_CHECKING:  # these load the Kafka and sink clients: imported by the commands needing them
     from monitor.runtime.dead import DeadEntry
@@ -196,6 +198,11 @@ def run(
     except MonitorError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2) from None
+    except sqlite3.DatabaseError as exc:
+        # A damaged page SQLite reads only now: the file named and the recovery, not a
+        # traceback (tests/reliability/test_corrupt_state.py).
+        err.print(f"error: {damaged_state(settings.state, exc)}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     print_summary(out, runtime, report, feed_file)
 
 
@@ -252,6 +259,9 @@ def poll(
         report = asyncio.run(run_poller(settings, sources, once, Metrics()))
     except MonitorError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    except sqlite3.DatabaseError as exc:  # as for `run`: the feed state file damaged
+        err.print(f"error: {damaged_state(settings.state, exc)}", markup=False, highlight=False)
         raise typer.Exit(2) from None
     failing = ", ".join(f"{k} ({v})" for k, v in sorted(report.errors.items()))
     out.print(
@@ -322,6 +332,7 @@ def worker(
     from monitor.runtime.faust_app import build_app
     from monitor.runtime.published_rules import latest_rules
     from monitor.runtime.topics import Topics, ensure_topics
+    from monitor.state.recovery import check_tables, damaged_tables
 
     settings = _settings(rules=rules, jsonl=jsonl, data_dir=data_dir, metrics_port=metrics_port)
     bootstrap = _require_kafka(settings)
@@ -339,6 +350,12 @@ def worker(
     if published is not None:
         logs.log.info("rules_from_kafka", topic=names.rules, version=published.version)
         ruleset = published
+    # Damaged tables: said at once, with the recovery; Faust would retry opening them for half
+    # a minute, then crash with a traceback (tests/reliability/test_corrupt_tables.py).
+    damaged = check_tables(settings.data_dir)
+    if damaged:
+        err.print(f"error: {damaged_tables(settings.data_dir, damaged)}", markup=False)
+        raise typer.Exit(2)
     metrics = Metrics()  # served with /healthz and /readyz by the app (MONITOR_METRICS_PORT)
     faust_app, skipped = build_app(settings, ruleset, metrics)
     if len(skipped) == len(ruleset.routes):
@@ -798,6 +815,104 @@ def alerts_resend(
     out.print(summary, markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+# --- state: check the state of `monitor run` or `monitor worker`; start again from damage
+
+
+state_app = typer.Typer(
+    no_args_is_help=True,
+    help="Check the state file of `monitor run` or a worker's tables; rebuild a damaged one.",
+)
+app.add_typer(state_app, name="state")
+
+StatePathOption = Annotated[
+    Path | None,
+    typer.Option("--state", help="SQLite state file of `monitor run` (default: MONITOR_STATE)."),
+]
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory of `monitor worker` (its RocksDB tables)."),
+]
+
+
+@state_app.command("check")
+def state_check(state: StatePathOption = None, data_dir: DataDirOption = None) -> None:
+    """Check the state file of `monitor run`, or a worker's tables.
+
+    The state file: SQLite's integrity check. --data-dir: each table opened and read through
+    (safe while the worker runs). Exit 0 if sound, 1 if damaged (with the way out), 2 if
+    there is nothing to check."""
+    from monitor.state.recovery import check_state, check_tables, damaged_tables, table_dirs
+
+    if data_dir is not None:
+        tables = table_dirs(data_dir)
+        if not tables:
+            _usage_error(f"{data_dir}: no worker tables there")
+        damaged = check_tables(data_dir, read_all=True)
+        if damaged:
+            err.print(f"error: {damaged_tables(data_dir, damaged)}", markup=False, soft_wrap=True)
+            raise typer.Exit(1)
+        out.print(f"{data_dir}: {len(tables)} tables, all readable", markup=False)
+    if data_dir is None or state is not None:
+        path = _settings(state=state).state
+        try:
+            problems = check_state(path)
+        except StateError as exc:
+            _usage_error(str(exc))
+        if problems:
+            for problem in problems[:20]:
+                out.print(problem, markup=False, highlight=False, soft_wrap=True)
+            err.print(f"error: {damaged_state(path, problems[0])}", markup=False, soft_wrap=True)
+            raise typer.Exit(1)
+        out.print(f"{path}: integrity check ok", markup=False, highlight=False)
+
+
+@state_app.command("rebuild")
+def state_rebuild(state: StatePathOption = None, data_dir: DataDirOption = None) -> None:
+    """Start again from a damaged state file or damaged worker tables.
+
+    With --data-dir (a worker, stopped): move the directory aside; the next start rebuilds every
+    table from its changelog topic in Kafka. Nothing is lost or sent again.
+
+    The state file of `monitor run` (stopped): move it aside and write a fresh one with every
+    table that can still be read whole; for each table that cannot, it says what is lost."""
+    from monitor.state.recovery import LOSSES, rebuild_state, rebuild_tables
+
+    try:
+        if data_dir is not None:
+            moved = rebuild_tables(data_dir)
+            out.print(
+                f"moved {data_dir} aside to {moved}; the next `monitor worker --data-dir "
+                f"{data_dir}` rebuilds its tables from their changelog topics in Kafka (nothing "
+                f"is lost or sent again). Delete {moved} once the worker runs.",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        if data_dir is None or state is not None:
+            path = _settings(state=state).state
+            salvage = rebuild_state(path)
+    except StateError as exc:
+        _usage_error(str(exc))
+    if data_dir is not None and state is None:
+        return
+    out.print(f"moved {path} aside to {salvage.moved_to}", markup=False, highlight=False)
+    kept = ", ".join(f"{t} ({n} rows)" for t, n in sorted(salvage.kept.items()))
+    out.print(f"kept in a fresh {path}: {kept or 'nothing'}", markup=False, soft_wrap=True)
+    for table, error in sorted(salvage.lost.items()):
+        cost = LOSSES.get(table, "")
+        out.print(
+            f"LOST {table} ({error})" + (f": {cost}" if cost else ""),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if "(every table)" in salvage.lost:
+        out.print(
+            "nothing could be read: the next run starts afresh, as on a first start",
+            markup=False,
+        )
 
 
 # --- backtest: what a rule change would have alerted, replayed on past articles

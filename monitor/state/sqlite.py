@@ -37,8 +37,10 @@ class Store:
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         except sqlite3.DatabaseError as exc:
+            # the recovery named, not just "move it aside" (tests/reliability/test_corrupt_state.py)
             raise StateError(
-                f"{path}: not a usable state file ({exc}); move it aside to start afresh"
+                f"{path}: not a usable state file ({exc}); `monitor state rebuild --state {path}`"
+                " moves it aside and starts afresh with whatever can still be read"
             ) from None
         if row is None:
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
