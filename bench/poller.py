@@ -14,9 +14,12 @@ parsed. Printed (absolute times drift on shared machines; the ratio is measured 
     (one request at a time, the same parse_feed on the event loop's thread), and how much
     slower it is than the Poller
   * the longest pause of Python's garbage collector in a round: once the Poller is made, the
-    bench freezes what lives on (gc.freeze(), as a runtime should once started); without it
-    (--no-gc-freeze) a full collection walks every feed's metric series and state, about a
-    million objects at 10,000 feeds (0.2-0.3 s on this machine)
+    bench does what both runtimes do when they start (intake.freeze_startup: gc.freeze() and a
+    larger young generation); without it (--no-gc-freeze) a full collection walks every feed's
+    metric series and state, about a million objects at 10,000 feeds (0.2-0.3 s here)
+
+The Poller is built as the runtimes build it (monitor.feeds.intake.Intake: the settings'
+limits and schedule, fetching through the address guard).
 
 The measured round and the baseline alternate --repeats times; the best of each is compared.
 
@@ -47,12 +50,13 @@ sys.path.insert(0, str(REPO))
 
 from aiohttp import web  # noqa: E402
 
-from monitor.feeds.fetch import FetchLimits, client_session  # noqa: E402
+from monitor.feeds.intake import Intake, freeze_startup  # noqa: E402
 from monitor.feeds.parse import parse_feed  # noqa: E402
-from monitor.feeds.poller import FeedState, Poller  # noqa: E402
+from monitor.feeds.poller import FeedState  # noqa: E402
 from monitor.feeds.sources import FeedSource  # noqa: E402
 from monitor.logs import configure  # noqa: E402
 from monitor.metrics import Metrics  # noqa: E402
+from monitor.settings import Settings  # noqa: E402
 from monitor.state.sqlite import Store  # noqa: E402
 
 HOSTS = [f"127.0.0.{i}" for i in range(1, 21)]
@@ -229,21 +233,21 @@ async def main_async(feeds: int, repeats: int, freeze: bool) -> None:
     print(f"feeds: {feeds} on {len(addresses)} hosts, {changed} changed in each measured round")
     print(f"load average before: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
     gcs = GcPauses()
-    limits = FetchLimits()
     polls: list[Run] = []
     baselines: list[Run] = []
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "state.db")
         table = store.models("feeds", FeedState)
-        poller = Poller(sources, table, Metrics(), limits)
+        # as both runtimes build it: guarded sessions, the settings' limits and schedule
+        intake = Intake(Settings(state=Path(tmp) / "state.db"), sources, store, Metrics())
+        poller = intake.poller
         if freeze:
-            # What a runtime should do once started (the Poller has made every feed's metric
-            # series): full collections skip all that lives on, a million objects here.
-            gc.freeze()
-        async with client_session(limits) as session:
+            freeze_startup()  # as Intake.run does once the runtime has started
+        async with intake.sessions:
+            session = intake.sessions.get(True)  # the feeds' 127.0.0.x URLs allow it
 
             async def round_() -> list[Any]:
-                return await poller.poll_many(session, sources)
+                return await poller.poll_many(intake.sessions.get, sources)
 
             primed, _ = await measured("priming (all 200, parsed)", round_, feeds, parent, gcs)
             assert all(r.outcome == "ok" for r in primed), {r.outcome for r in primed}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -207,7 +208,14 @@ def run(
 
 
 def _settings(**options: Any) -> Settings:
-    settings = Settings(**{k: v for k, v in options.items() if v is not None})
+    try:
+        settings = Settings(**{k: v for k, v in options.items() if v is not None})
+    except ValidationError as exc:
+        # each bad value named as the operator wrote it: the environment variable
+        for e in exc.errors():
+            name = "MONITOR_" + "_".join(str(p) for p in e["loc"]).upper()
+            err.print(f"error: {name}: {e['msg']}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
     logs.configure(settings.log_format, settings.log_level)
     return settings
 
@@ -1107,8 +1115,16 @@ def feeds_check(
     quiet = as_json or not err.is_terminal
     with Progress(console=err, transient=True, disable=quiet) as bar:
         task = bar.add_task(f"checking {len(sources)} feeds", total=len(sources))
+        settings = _settings()
         results = asyncio.run(
-            check_feeds(sources, limits, concurrency, lambda _: bar.advance(task))
+            check_feeds(
+                sources,
+                limits,
+                concurrency,
+                lambda _: bar.advance(task),
+                allowed=settings.allowed_networks(),
+                contact_url=settings.fetch_contact_url,
+            )
         )
     seconds = time.perf_counter() - started
     if as_json:

@@ -160,6 +160,47 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        # Full text for teaser feeds (monitor/feeds/fulltext.py)
+        self.fulltext_pages = Counter(
+            "monitor_fulltext_pages",
+            "Article pages for full text, by outcome (extended, no_gain, empty, cached, "
+            "skipped, http_error, not_html, too_large, timeout, deadline, refused, error).",
+            ["feed", "outcome"],
+            registry=r,
+        )
+        self.fulltext_seconds = Histogram(
+            "monitor_fulltext_seconds",
+            "Time to fetch one article page (step=fetch) or extract its text (step=extract).",
+            ["step"],
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
+            registry=r,
+        )
+        # WebSub (monitor/feeds/websub.py)
+        self.websub_notifications = Counter(
+            "monitor_websub_notifications",
+            "Content pushed by WebSub hubs, by outcome (ok, bad_signature, unsigned, gone, "
+            "too_large, error).",
+            ["feed", "outcome"],
+            registry=r,
+        )
+        self.websub_requests = Counter(
+            "monitor_websub_requests",
+            "(Un)subscription requests sent to hubs, by mode and outcome (ok, error).",
+            ["mode", "outcome"],
+            registry=r,
+        )
+        self.websub_verifications = Counter(
+            "monitor_websub_verifications",
+            "Hubs' verifications of intent, by mode and outcome (accepted, refused).",
+            ["mode", "outcome"],
+            registry=r,
+        )
+        self.websub_active = Gauge(
+            "monitor_websub_subscriptions",
+            "WebSub subscriptions by state (subscribing, active, denied).",
+            ["state"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "monitor_dead_letters",
             "Records or alerts set aside after failing, by stage.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -14,14 +15,19 @@ CORPUS = REPO.parent / "shared" / "corpus"
 RULES = REPO / "alert_rules"
 
 
+def unavailable(reason: str) -> NoReturn:
+    """A missing external part (tool, download, service, corpus) fails the test under CI, where
+    it must be there, and skips it elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def corpus(*parts: str) -> Path:
     """A path in ../shared/corpus; a missing corpus fails under CI and skips elsewhere."""
     path = CORPUS.joinpath(*parts)
     if not path.exists():
-        reason = f"corpus not found at {path} (expected ../shared/corpus beside the repository)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"corpus not found at {path} (expected ../shared/corpus beside the repository)")
     return path
 
 

@@ -16,7 +16,8 @@ from typing import Any
 import aiohttp
 
 from monitor.errors import FeedError
-from monitor.feeds.fetch import FetchLimits, Validators, client_session, fetch
+from monitor.feeds.fetch import FetchLimits, Validators, fetch
+from monitor.feeds.netguard import GuardedSessions
 from monitor.feeds.parse import parse_document
 from monitor.feeds.sources import FeedSource
 
@@ -188,20 +189,23 @@ async def check_feeds(
     limits: FetchLimits | None = None,
     concurrency: int = 16,
     progress: Callable[[FeedCheck], None] | None = None,
+    allowed: Sequence[str] = (),
+    contact_url: str = "",
 ) -> list[FeedCheck]:
-    """Check every feed, ``concurrency`` at a time; results in the order of ``sources``."""
+    """Check every feed, ``concurrency`` at a time; results in the order of ``sources``.
+    Fetched as the poller fetches: through the address guard, with the same allowances."""
     limits = limits or FetchLimits()
     gate = asyncio.Semaphore(max(1, concurrency))
 
-    async def one(session: aiohttp.ClientSession, source: FeedSource) -> FeedCheck:
+    async def one(sessions: GuardedSessions, source: FeedSource) -> FeedCheck:
         async with gate:
-            result = await check_feed(session, source, limits)
+            result = await check_feed(sessions.get(source.private_allowed), source, limits)
         if progress is not None:
             progress(result)
         return result
 
-    async with client_session(limits) as session:
-        return list(await asyncio.gather(*(one(session, s) for s in sources)))
+    async with GuardedSessions(limits, allowed=allowed, contact_url=contact_url) as sessions:
+        return list(await asyncio.gather(*(one(sessions, s) for s in sources)))
 
 
 def summary(results: Sequence[FeedCheck]) -> dict[str, int]:

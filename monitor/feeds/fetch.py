@@ -65,6 +65,7 @@ class Fetched:
     # when it was not moved (or only temporarily: 302, 303, 307).
     moved_to: str = ""
     max_age: float | None = None  # Cache-Control: max-age, seconds
+    links: tuple[str, ...] = ()  # the response's Link header values (WebSub discovery)
 
     @property
     def not_modified(self) -> bool:
@@ -204,6 +205,7 @@ async def _get(
             content_type,
             moved_to,
             max_age(resp.headers.get("Cache-Control", "")),
+            tuple(resp.headers.getall("Link", ())),
         )
 
 

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
-import trafilatura
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from monitor.feeds.netguard import is_refusal
 from monitor.logs import log
+from monitor.metrics import Metrics
 from monitor.models import Article
 
 HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
@@ -136,6 +135,8 @@ def extract_text(html: bytes | str, url: str = "", title: str = "") -> str:
     """The main text of a page ('' when none is found). Synchronous and CPU-bound: callers run
     it in a thread. A first line that repeats the headline is dropped (rules match the title on
     its own)."""
+    import trafilatura  # here: 0.1 s of imports (lxml, ...) only for processes that use it
+
     extracted = trafilatura.extract(
         html,
         url=url or None,
@@ -183,7 +184,7 @@ class FullText:
     def __init__(
         self,
         limits: FullTextLimits | None = None,
-        registry: CollectorRegistry | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.limits = limits or FullTextLimits()
         self._gate = asyncio.Semaphore(self.limits.concurrency)
@@ -195,21 +196,9 @@ class FullText:
             sock_connect=self.limits.connect_timeout,
             sock_read=self.limits.read_timeout,
         )
-        r = registry if registry is not None else CollectorRegistry()
-        self.pages = Counter(
-            "monitor_fulltext_pages",
-            "Article pages for full text, by outcome (extended, no_gain, empty, cached, "
-            "skipped, http_error, not_html, too_large, timeout, deadline, refused, error).",
-            ["feed", "outcome"],
-            registry=r,
-        )
-        self.seconds = Histogram(
-            "monitor_fulltext_seconds",
-            "Time to fetch one article page (step=fetch) or extract its text (step=extract).",
-            ["step"],
-            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
-            registry=r,
-        )
+        metrics = metrics if metrics is not None else Metrics()
+        self.pages = metrics.fulltext_pages
+        self.seconds = metrics.fulltext_seconds
 
     async def enrich(
         self,

@@ -27,7 +27,7 @@ import asyncio
 import errno
 import ipaddress
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -42,6 +42,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SCHEMES = frozenset({"http", "https"})
+# allow_private -> the (guarded) session to fetch with
+SessionFor = Callable[[bool], aiohttp.ClientSession]
 
 # Cloud instance metadata services. Most live in 169.254/16 (link-local, refused anyway); these
 # are listed so that no allowance (allow_private, an operator's network) ever reaches them.
@@ -126,7 +128,7 @@ class AddressPolicy:
     def of(
         cls, allow_private: bool = False, allowed: Iterable[str | IPNetwork] = ()
     ) -> AddressPolicy:
-        return cls(allow_private, tuple(ipaddress.ip_network(n) for n in allowed))
+        return cls(allow_private, tuple(ipaddress.ip_network(n, strict=False) for n in allowed))
 
     def refusal(self, address: str | IPAddress) -> str | None:
         """Why the address is refused, None when it may be connected to."""

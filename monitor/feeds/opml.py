@@ -30,6 +30,13 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 _MAX_NAME = 64
 _DEFAULTS = FeedSource(name="x", url="https://x")
+# Switches with no OPML attribute of their own: field -> our attribute (written camelCase,
+# read case-blind).
+_SWITCHES = {
+    "fetch_article": "monitorFetchArticle",
+    "allow_private": "monitorAllowPrivate",
+    "websub": "monitorWebsub",
+}
 
 
 class OpmlError(ConfigError):
@@ -169,6 +176,10 @@ class _Walk:
             entry["labels"] = labels
         if attrs.get("monitorenabled", "").lower() == "false":
             entry["enabled"] = False
+        for key, attr in _SWITCHES.items():
+            value = attrs.get(attr.lower(), "").lower()
+            if value in ("true", "false"):
+                entry[key] = value == "true"
         try:
             source = FeedSource.model_validate(entry)
         except ValidationError as exc:
@@ -215,6 +226,9 @@ def feed_entry(source: FeedSource) -> dict[str, Any]:
         entry["labels"] = list(source.labels)
     if not source.enabled:
         entry["enabled"] = False
+    for key in _SWITCHES:
+        if getattr(source, key) != getattr(_DEFAULTS, key):
+            entry[key] = getattr(source, key)
     return entry
 
 
@@ -245,6 +259,9 @@ def to_opml(feeds: Sequence[FeedSource], title: str = "news-monitor feeds") -> s
             attrs["monitorInterval"] = str(_duration(feed.interval))
         if not feed.enabled:
             attrs["monitorEnabled"] = "false"
+        for key, attr in _SWITCHES.items():
+            if getattr(feed, key) != getattr(_DEFAULTS, key):
+                attrs[attr] = str(getattr(feed, key)).lower()
         ET.SubElement(parent, "outline", attrs)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n"

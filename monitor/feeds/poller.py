@@ -25,7 +25,9 @@ from pydantic import BaseModel, ConfigDict
 
 from monitor.errors import FeedError
 from monitor.feeds.fetch import Fetched, FetchLimits, Gone, RetryLater, Validators, fetch
+from monitor.feeds.fulltext import FullText
 from monitor.feeds.hints import FeedHints, feed_hints, next_allowed
+from monitor.feeds.netguard import SessionFor
 from monitor.feeds.parse import parse_feed
 from monitor.feeds.schedule import Schedule, adaptive_interval, backoff, jittered, remember
 from monitor.feeds.sources import FeedSource
@@ -76,6 +78,10 @@ class PollResult(BaseModel):
 
 
 OnFetched = Callable[[FeedSource, Fetched], None]
+# One session for every feed (tests, tools), or the session for a feed by whether it may reach
+# private addresses (netguard.GuardedSessions.get): a process's runtime passes the latter.
+Sessions = aiohttp.ClientSession | SessionFor
+PUSHED = "pushed"  # a PollResult of articles a WebSub hub pushed: no poll, no state change
 
 
 class Poller:
@@ -85,7 +91,8 @@ class Poller:
     would get 304 Not Modified for a feed whose entries never got through.
 
     ``on_fetched`` (optional) sees every response with a body (WebSub discovery reads the
-    hub links there); it runs on the event loop and must be quick."""
+    hub links there); it runs on the event loop and must be quick. ``full_text`` (optional)
+    fetches the article pages of ``fetch_article`` feeds once their feed is parsed."""
 
     def __init__(
         self,
@@ -99,6 +106,7 @@ class Poller:
         parsers: int = DEFAULT_PARSERS,
         rng: random.Random | None = None,
         on_fetched: OnFetched | None = None,
+        full_text: FullText | None = None,
     ) -> None:
         self.sources = list(sources)
         self.state: MutableMapping[str, FeedState] = _Cached(state)
@@ -107,6 +115,7 @@ class Poller:
         self.schedule = schedule or Schedule()
         self.per_host = per_host
         self.on_fetched = on_fetched
+        self.full_text = full_text
         self._rng = rng or random.Random()
         self._gate = asyncio.Semaphore(concurrency)
         self._window = 4 * concurrency
@@ -138,6 +147,10 @@ class Poller:
         times = [st.next_poll for st in map(self._state, self.sources) if not st.retired]
         return min(times, default=time.time() + 60)
 
+    def current_url(self, source: FeedSource) -> str:
+        """Where the feed lives now (its URL, or where a permanent redirect moved it)."""
+        return self._state(source).url or source.url
+
     def retired(self) -> list[FeedSource]:
         return [s for s in self.sources if self._state(s).retired]
 
@@ -152,15 +165,15 @@ class Poller:
     def settle(self, results: Sequence[PollResult]) -> None:
         """Persist the feed states of polls whose articles have been handed on."""
         for result in results:
+            if result.outcome == PUSHED:
+                continue
             self.state[result.feed] = result.state
             if self.pending.get(result.feed) == result.state:
                 del self.pending[result.feed]
 
     # --- polling -----------------------------------------------------------------------------
 
-    async def poll_many(
-        self, session: aiohttp.ClientSession, sources: Sequence[FeedSource]
-    ) -> list[PollResult]:
+    async def poll_many(self, session: Sessions, sources: Sequence[FeedSource]) -> list[PollResult]:
         """Poll ``sources``; the results in their order. At most a window of polls exist at a
         time (a few times ``concurrency``), taken host by host in turn: ten thousand polls
         started at once would hold the event loop while they start and keep ten thousand
@@ -214,17 +227,46 @@ class Poller:
             lanes = [lane for lane in lanes if lane]
         return order
 
-    async def poll(self, session: aiohttp.ClientSession, source: FeedSource) -> PollResult:
+    async def poll(self, sessions: Sessions, source: FeedSource) -> PollResult:
         previous = self._state(source)
         if previous.retired:
             return PollResult(
                 feed=source.name, outcome="retired", error=previous.last_error, state=previous
             )
+        session = _session_for(sessions, source)
         host = self._host(previous.url or source.url)
         # the host's slot first: feeds queued behind a busy host hold no global slot meanwhile
         per_host = self._host_gate(host) if host else contextlib.nullcontext()
         async with per_host, self._gate:
-            return await self._poll(session, source)
+            result = await self._poll(session, source)
+        # Article pages after the feed's slots are given back: they have gates of their own,
+        # and a feed with many new pages must not hold up other feeds of its host.
+        return await self._with_full_text(session, source, result)
+
+    async def pushed(
+        self, sessions: Sessions, source: FeedSource, body: bytes, url: str
+    ) -> PollResult:
+        """The articles of a feed document a WebSub hub pushed (signature already checked):
+        parsed and, for a ``fetch_article`` feed, given their full text. Raises FeedError for
+        a document that cannot be read, so the hub hears of it and delivers it again."""
+        fetched_at = datetime.now(UTC)
+        async with self._parsers:
+            articles = await asyncio.to_thread(
+                parse_feed, body, source, fetched_at, url, "application/xml"
+            )
+        self._series(source).articles.inc(len(articles))
+        result = PollResult(
+            feed=source.name, outcome=PUSHED, articles=articles, state=self._state(source)
+        )
+        return await self._with_full_text(_session_for(sessions, source), source, result)
+
+    async def _with_full_text(
+        self, session: aiohttp.ClientSession, source: FeedSource, result: PollResult
+    ) -> PollResult:
+        if not (source.fetch_article and self.full_text is not None and result.articles):
+            return result
+        articles = await self.full_text.enrich(session, source.name, result.articles)
+        return result.model_copy(update={"articles": articles})
 
     def _host(self, url: str) -> str:
         host = self._hosts_of.get(url)
@@ -439,6 +481,12 @@ class _Series:
         self.duration.observe(time.monotonic() - started)
 
 
+def _session_for(sessions: Sessions, source: FeedSource) -> aiohttp.ClientSession:
+    if isinstance(sessions, aiohttp.ClientSession):
+        return sessions
+    return sessions(source.private_allowed)
+
+
 def _parse(
     body: bytes, source: FeedSource, fetched_at: datetime, url: str, content_type: str
 ) -> tuple[list[Article], FeedHints]:
@@ -483,7 +531,7 @@ HandOn = Callable[[list[PollResult]], Awaitable[None]]
 
 async def run_polling(
     poller: Poller,
-    session: aiohttp.ClientSession,
+    session: Sessions,
     hand_on: HandOn,
     stop: asyncio.Event,
     once: bool = False,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
@@ -14,6 +16,23 @@ from monitor.errors import ConfigError, Issue, RuleLoadError
 from monitor.yamlfile import Located, load_model, position
 
 _DUPLICATE = "duplicate feed name"
+
+
+def names_private_host(url: str) -> bool:
+    """Whether a URL names a loopback or private host literally (``localhost``, an RFC 1918 or
+    loopback address): an operator who writes one means it. Names that merely resolve to one
+    do not count: what a name resolves to can change under us."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return (ip.is_private or ip.is_loopback) and not ip.is_link_local
 
 
 class FeedSource(BaseModel):
@@ -34,6 +53,21 @@ class FeedSource(BaseModel):
     labels: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)]] = Field(
         default_factory=list
     )
+    # The feed carries only teasers: fetch each new article's page and take its main text, so
+    # rules see the body (monitor/feeds/fulltext.py).
+    fetch_article: bool = False
+    # May this feed's polls, article pages and WebSub hub reach private addresses (an intranet
+    # feed)? Link-local and cloud metadata addresses stay refused whatever it says. A feed URL
+    # written with a private address (127.0.0.1, 10.1.2.3, localhost) allows it by itself: the
+    # operator has said so by writing it (monitor/feeds/netguard.py).
+    allow_private: bool = False
+    # Subscribe to the WebSub hub the feed advertises (when MONITOR_WEBSUB_CALLBACK_URL is set).
+    websub: bool = True
+
+    @property
+    def private_allowed(self) -> bool:
+        """Whether fetches for this feed may reach private addresses (see ``allow_private``)."""
+        return self.allow_private or names_private_host(self.url)
 
     @field_validator("interval", mode="before")
     @classmethod

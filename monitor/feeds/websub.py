@@ -37,14 +37,13 @@ from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict
 
-from monitor.feeds.netguard import url_refusal
+from monitor.feeds.netguard import SessionFor, url_refusal
 from monitor.logs import log
+from monitor.metrics import Metrics
 
 OnContent = Callable[[str, bytes], Awaitable[None]]
-SessionFor = Callable[[bool], aiohttp.ClientSession]  # allow_private -> a (guarded) session
 
 DEFAULT_LEASE = 10 * 86400  # the spec's suggested default
 PATH = "/websub/{feed}/{token}"
@@ -191,7 +190,7 @@ class Subscriber:
         allow_http_hubs: bool = False,
         max_bytes: int = 20 * 1024 * 1024,
         on_change: Callable[[], None] | None = None,
-        registry: CollectorRegistry | None = None,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``callback_base``: the URL at which the hubs reach this process's HTTP endpoint (the
@@ -217,26 +216,11 @@ class Subscriber:
         self.clock = clock
         self._leaving: dict[str, _Leaving] = {}  # by token
         self._wake = asyncio.Event()
-        r = registry if registry is not None else CollectorRegistry()
-        self.notifications = Counter(
-            "monitor_websub_notifications",
-            "Content pushed by WebSub hubs, by outcome (ok, bad_signature, unsigned, gone, "
-            "too_large, error).",
-            ["feed", "outcome"],
-            registry=r,
-        )
-        self.requests = Counter(
-            "monitor_websub_requests",
-            "(Un)subscription requests sent to hubs, by mode and outcome (ok, error).",
-            ["mode", "outcome"],
-            registry=r,
-        )
-        self.verifications = Counter(
-            "monitor_websub_verifications",
-            "Hubs' verifications of intent, by mode and outcome (accepted, refused).",
-            ["mode", "outcome"],
-            registry=r,
-        )
+        metrics = metrics if metrics is not None else Metrics()
+        self.notifications = metrics.websub_notifications
+        self.requests = metrics.websub_requests
+        self.verifications = metrics.websub_verifications
+        self._states = metrics.websub_active
 
     # --- what the runtime calls ---------------------------------------------------------
 
@@ -535,6 +519,7 @@ class Subscriber:
         self.store[sub.feed] = sub
         if self.on_change is not None:
             self.on_change()
+        self.export()
         if wake:
             self._wake.set()
 
@@ -542,11 +527,22 @@ class Subscriber:
         del self.store[sub.feed]
         if self.on_change is not None:
             self.on_change()
+        self.export()
         if sub.state != "denied":
             until = self.clock() + 2 * self.verify_timeout
             self._leaving[sub.token] = _Leaving(sub, until)
             self._wake.set()
         log.info("websub_leaving", feed=sub.feed, hub=sub.hub, topic=sub.topic)
+
+    def export(self) -> None:
+        """Subscriptions by state, as a gauge (a lease that ran out counts as subscribing)."""
+        counts = dict.fromkeys(("subscribing", "active", "denied"), 0)
+        now = self.clock()
+        for sub in self.store.values():
+            expired = sub.state == "active" and sub.expires_at <= now
+            counts["subscribing" if expired else sub.state] += 1
+        for state, n in counts.items():
+            self._states.labels(state).set(n)
 
     def _next_due(self) -> float:
         times = [s.next_attempt for s in self.store.values()]

@@ -13,10 +13,8 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import aiohttp
-
-from monitor.feeds.fetch import FetchLimits, client_session
-from monitor.feeds.poller import FeedState, Poller, PollResult, in_order, run_polling
+from monitor.feeds.intake import Intake
+from monitor.feeds.poller import PollResult, in_order
 from monitor.feeds.sources import FeedSource, poll_deadline
 from monitor.health import Health, Heartbeat, Server
 from monitor.logs import log
@@ -36,6 +34,7 @@ from monitor.settings import Settings
 from monitor.sinks.base import Sink
 from monitor.sinks.registry import SinkPool
 from monitor.state.archive import ArticleArchive
+from monitor.state.lock import running_on
 from monitor.state.sqlite import Store
 
 _DONE = object()
@@ -113,13 +112,8 @@ class EmbeddedRuntime:
             self._keep_dead,
             self.metrics,
         )
-        self.poller = Poller(
-            feeds,
-            self.store.models("feeds", FeedState),
-            self.metrics,
-            FetchLimits(total_timeout=settings.fetch_timeout, max_bytes=settings.fetch_max_bytes),
-            settings.fetch_concurrency,
-        )
+        self.intake = Intake(settings, feeds, self.store, self.metrics)
+        self.poller = self.intake.poller
         self.reloader = RuleReloader(ruleset, self._use_rules, self.metrics)
         self.polled = Heartbeat()
         self.health = Health()
@@ -143,6 +137,10 @@ class EmbeddedRuntime:
     # --- the loop -------------------------------------------------------------------------
 
     async def run(self, once: bool = False) -> RunReport:
+        with running_on(self.settings.state):  # a second process on this state is refused
+            return await self._run(once)
+
+    async def _run(self, once: bool) -> RunReport:
         server = None
         if self.settings.metrics_port is not None:
             server = Server(self.metrics.registry, self.health)
@@ -163,12 +161,11 @@ class EmbeddedRuntime:
             )
         try:
             with stop_on_signals(self._stop):
-                async with client_session(self.poller.limits) as session:
-                    await asyncio.gather(
-                        self._poll_loop(session, articles, once),
-                        self._process_loop(articles, outgoing),
-                        self._deliver_loop(outgoing),
-                    )
+                await asyncio.gather(
+                    self._poll_loop(articles, once),
+                    self._process_loop(articles, outgoing),
+                    self._deliver_loop(outgoing),
+                )
         finally:
             finished.set()
             if watcher is not None:
@@ -181,9 +178,7 @@ class EmbeddedRuntime:
                 await server.stop()
         return self.report
 
-    async def _poll_loop(
-        self, session: aiohttp.ClientSession, articles: asyncio.Queue[object], once: bool
-    ) -> None:
+    async def _poll_loop(self, articles: asyncio.Queue[object], once: bool) -> None:
         async def hand_on(results: list[PollResult]) -> None:
             for r in results:
                 self.report.polls[r.feed] = r.outcome
@@ -199,9 +194,7 @@ class EmbeddedRuntime:
 
         try:
             # idle: the loop is alive even when no feed is due (adaptive intervals reach hours)
-            await run_polling(
-                self.poller, session, hand_on, self._stop, once, idle=self.polled.beat
-            )
+            await self.intake.run(hand_on, self._stop, once, idle=self.polled.beat)
         finally:
             await articles.put(_DONE)
 

@@ -99,6 +99,7 @@ def build_app(
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
         broker_commit_interval=1.0,  # a killed worker replays at most about a second of input
+        broker_session_timeout=settings.kafka_session_timeout,
         web_enabled=False,
     )
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
-from monitor.feeds.fetch import FetchLimits, client_session
-from monitor.feeds.poller import FeedState, Poller, PollResult, in_order, run_polling
+from monitor.feeds.intake import Intake
+from monitor.feeds.poller import PollResult, in_order
 from monitor.feeds.sources import FeedSource, poll_deadline
 from monitor.health import Health, Heartbeat, Server
 from monitor.logs import log
@@ -21,6 +21,7 @@ from monitor.metrics import Metrics
 from monitor.runtime.signals import stop_on_signals
 from monitor.runtime.topics import Topics, ensure_topics
 from monitor.settings import Settings
+from monitor.state.lock import running_on
 from monitor.state.sqlite import Store
 
 _BROKER_DEADLINE = 60.0  # seconds without a broker round trip before the poller is not ready
@@ -48,6 +49,13 @@ def producer(bootstrap: str) -> AIOKafkaProducer:
 async def run_poller(
     settings: Settings, feeds: list[FeedSource], once: bool, metrics: Metrics | None = None
 ) -> PollReport:
+    with running_on(settings.state, "monitor poll"):  # one poller per feed-state file
+        return await _run_poller(settings, feeds, once, metrics)
+
+
+async def _run_poller(
+    settings: Settings, feeds: list[FeedSource], once: bool, metrics: Metrics | None
+) -> PollReport:
     assert settings.kafka_bootstrap, "MONITOR_KAFKA_BOOTSTRAP is required"
     metrics = metrics or Metrics()
     report = PollReport()
@@ -56,13 +64,8 @@ async def run_poller(
         settings.kafka_bootstrap, settings.kafka_partitions, settings.kafka_replication, names
     )
     store = Store(settings.state)
-    poller = Poller(
-        feeds,
-        store.models("feeds", FeedState),
-        metrics,
-        FetchLimits(total_timeout=settings.fetch_timeout, max_bytes=settings.fetch_max_bytes),
-        settings.fetch_concurrency,
-    )
+    intake = Intake(settings, feeds, store, metrics)
+    poller = intake.poller
     stop = asyncio.Event()
     kafka = producer(settings.kafka_bootstrap)
     await kafka.start()
@@ -107,8 +110,7 @@ async def run_poller(
 
     try:
         with stop_on_signals(stop):
-            async with client_session(poller.limits) as session:
-                await run_polling(poller, session, hand_on, stop, once, idle=polled.beat)
+            await intake.run(hand_on, stop, once, idle=polled.beat)
     finally:
         watcher.cancel()
         await kafka.stop()

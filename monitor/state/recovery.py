@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.errors import StateError
+from monitor.state.lock import holder
 
 # What losing each table of the state file costs (tables are "t_" + the runtime's name).
 LOSSES: dict[str, str] = {
@@ -98,6 +99,9 @@ def rebuild_state(path: Path) -> Salvage:
     a known loss). Stop ``monitor run`` first."""
     if not path.exists():
         raise StateError(f"{path}: no such state file")
+    running = holder(path)
+    if running is not None:
+        raise StateError(f"{running} is running on {path}: stop it first")
     moved = _aside(path)
     for suffix in ("", "-wal", "-shm"):  # the WAL holds committed work not yet in the file
         part = path.with_name(path.name + suffix)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.kafka_support import Deployment, require_kafka
+from tests.integration.websub_hub import hub  # noqa: F401  (a fixture for the WebSub tests)
 
 
 @pytest.fixture

@@ -18,14 +18,13 @@ from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from monitor.models import Article
 from monitor.pipeline.dedupe import exact_keys, seen_before
 from monitor.runtime.topics import Topics, ensure_topics
-from tests.conftest import REPO, corpus
+from tests.conftest import REPO, corpus, unavailable
 
 BOOTSTRAP = os.environ.get("MONITOR_TEST_KAFKA", "127.0.0.1:9092")
 NOW = datetime(2022, 3, 1, tzinfo=UTC)
@@ -46,10 +45,7 @@ async def _reachable() -> bool:
 def require_kafka() -> str:
     """The broker's address; a missing broker fails under CI and skips elsewhere."""
     if not asyncio.run(_reachable()):
-        reason = f"no Kafka broker at {BOOTSTRAP} (start one: deploy/kafka/broker start)"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"no Kafka broker at {BOOTSTRAP} (start one: deploy/kafka/broker start)")
     return BOOTSTRAP
 
 

@@ -7,7 +7,6 @@ check what can be checked from the files, with the same tools an operator would 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,13 +15,14 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 import yaml
 
 from monitor.metrics import Metrics
 from monitor.settings import Settings
+from tests.conftest import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -59,13 +59,6 @@ CREDENTIALS = {
 }
 KNOWN_ENV = {f"MONITOR_{name.upper()}" for name in Settings.model_fields} | SECRET_ENV
 METRICS_PORT = 9108
-
-
-def unavailable(reason: str) -> NoReturn:
-    """A missing tool or download fails under CI (where it must be there) and skips elsewhere."""
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------- docker-compose.yml

@@ -21,7 +21,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -29,7 +29,7 @@ from aiosmtpd.smtp import Envelope
 
 from monitor.models import Alert, Level, RuleHit, ScoreTerm
 from monitor.sinks.email import EmailConfig, EmailSink
-from tests.conftest import REPO
+from tests.conftest import REPO, unavailable
 
 TITLE = "Breaking\r\nBcc: victim@example.com <script>alert(1)</script> <!channel> Putin warns of military response"
 # What a reader must see: the line break folded to a space, every character shown as text.
@@ -37,13 +37,6 @@ SHOWN_TITLE = "Breaking Bcc: victim@example.com <script>alert(1)</script> <!chan
 SNIPPET = "troops <img src=x onerror=alert(2)> could <script>alert(3)</script> invade"
 WINDOW = (1000, 1400)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def unavailable(reason: str) -> NoReturn:
-    """A missing tool fails under CI (where .ci/run installs it) and skips elsewhere."""
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def chromium() -> str:

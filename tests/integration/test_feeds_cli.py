@@ -245,3 +245,27 @@ def test_export_of_a_bad_list_exits_2(tmp_path: Path) -> None:
     bad.write_text("feeds:\n  - name: x\n")
     run = monitor("feeds", "export", str(bad))
     assert run.returncode == 2 and f"{bad}:2" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MONITOR_FETCH_ALLOWED_NETWORKS", "10.0.0.0/8, 10.0.0.0/33"),
+        ("MONITOR_WEBSUB_CALLBACK_URL", "ftp://hub.example/cb"),
+        ("MONITOR_FETCH_PER_HOST", "0"),
+    ],
+)
+def test_a_bad_setting_is_named_by_its_variable(variable: str, value: str, tmp_path: Path) -> None:
+    path = tmp_path / "feeds.yaml"
+    path.write_text("feeds:\n  - {name: a, url: https://a.example/rss}\n")
+    env = {**os.environ, variable: value}
+    run = subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "feeds", "check", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert run.returncode == 2, run.stdout
+    assert run.stderr.startswith(f"error: {variable}: "), run.stderr
+    assert "Traceback" not in run.stderr

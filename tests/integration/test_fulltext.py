@@ -106,16 +106,20 @@ async def test_a_teaser_feed_gets_full_text_and_a_rule_fires_on_it(
 ) -> None:
     source = FeedSource(name="teasers", url=f"{site.base}/rss", interval=60)
     registry = CollectorRegistry()
-    poller = Poller([source], {}, Metrics(registry), LIMITS)
-    full_text = FullText(FullTextLimits(host_delay=0.05), registry)
+    metrics = Metrics(registry)
+    full_text = FullText(FullTextLimits(host_delay=0.05), metrics)
     async with GuardedSessions(LIMITS) as sessions:
-        # the poll flow as the poller will run it for a feed with fetch_article and
-        # allow_private: fetch and parse the feed, then fetch the pages, same session
-        session = sessions.get(allow_private=True)
-        result = await poller.poll(session, source)
+        # first as a feed without fetch_article: the teasers only
+        plain = Poller([source], {}, metrics, LIMITS, full_text=full_text)
+        teasers = list((await plain.poll(sessions.get, source)).articles)
+        assert len(site.hits) == 1  # the feed only: no page fetched for it
+        site.hits.clear()
+        # then with fetch_article (a private address written in its URL allows the pages)
+        source = source.model_copy(update={"fetch_article": True})
+        poller = Poller([source], {}, metrics, LIMITS, full_text=full_text)
+        result = await poller.poll(sessions.get, source)
         assert result.outcome == "ok", result.error
-        teasers = list(result.articles)
-        enriched = await full_text.enrich(session, source.name, teasers)
+        enriched = list(result.articles)
     assert [a.id for a in enriched] == [a.id for a in teasers]  # none lost, none reordered
     by_title = {a.title: a for a in enriched}
     warns = by_title["Kremlin warns of a response"]

@@ -31,12 +31,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import REPO, RULES
+from tests.conftest import REPO, RULES, unavailable
 from tests.integration.kafka_support import Deployment, wait_for
 from tests.integration.test_rules_reload import ZEPPELIN_RULE
 
@@ -51,13 +51,6 @@ VARIABLES = {"__rate_interval": "2m", "__interval": "15s", "__range": "5m", "fee
 # Feeds present from the start / appearing once Prometheus has scraped the run.
 EARLY = ["eastern-ledger", "daily-courier", "metro-digest"]
 LATE = ["global-wire", "harbour-times", "capital-observer"]
-
-
-def unavailable(reason: str) -> NoReturn:
-    """A missing tool fails under CI (where it must be there) and skips elsewhere."""
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def tool(name: str) -> str:

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from monitor.models import Article
 from tests.integration.kafka_support import (
     Deployment,
@@ -36,15 +34,6 @@ class Scenario:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
-
-
-def require(ok: bool, reason: str) -> None:
-    """A part the scenario needs is missing: a failure under CI, a skip elsewhere."""
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def seeded(scenario: Scenario) -> random.Random:

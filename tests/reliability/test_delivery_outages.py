@@ -36,10 +36,10 @@ from monitor.runtime.embedded import EmbeddedRuntime
 from monitor.settings import Settings
 from monitor.state.archive import ArticleArchive
 from monitor.state.sqlite import Store
-from tests.conftest import RULES
+from tests.conftest import RULES, unavailable
 from tests.integration.kafka_support import corpus_articles, sample_articles, undecided
 from tests.reliability.feeds import FeedServer, items_from
-from tests.reliability.support import Scenario, require, seeded
+from tests.reliability.support import Scenario, seeded
 from tests.unit.sinks.slack_server import SlackServer
 
 OUTAGE = 60.0  # seconds the SMTP server refuses connections
@@ -88,7 +88,7 @@ async def test_smtp_down_a_minute_and_slack_bursts(tmp_path: Path, scenario: Sce
     try:
         from aiosmtpd.controller import Controller
     except ImportError:  # a dev dependency: its absence fails under CI
-        require(False, "aiosmtpd is not installed (pip install -e '.[dev]')")
+        unavailable("aiosmtpd is not installed (pip install -e '.[dev]')")
     rng = seeded(scenario)
     rules = tmp_path / "rules"
     shutil.copytree(RULES, rules)

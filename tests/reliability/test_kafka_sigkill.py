@@ -25,10 +25,10 @@ from tests.reliability.support import (
 
 RATE = 60  # articles/s: pollers' pace, well below a worker's, so the stream outlasts the kills
 # A SIGKILLed worker never leaves its consumer group: its partitions wait for its session to
-# expire before the restarted worker gets them, Faust's default 60 s (measured: 45-60 s of
-# standstill per kill, twice that for a kill during a restart). Faust reads this variable; a
-# shorter session shortens the standstill, not the guarantees (it only rebalances sooner).
-SESSION = {"BROKER_SESSION_TIMEOUT": "10"}
+# expire before the restarted worker gets them, 60 s by default (measured: 45-60 s of
+# standstill per kill, twice that for a kill during a restart). A shorter session shortens the
+# standstill, not the guarantees (it only rebalances sooner).
+SESSION = {"MONITOR_KAFKA_SESSION_TIMEOUT": "10"}
 
 
 def test_worker_sigkilled_at_random_moments(deployment: Deployment, scenario: Scenario) -> None:

@@ -20,6 +20,7 @@ from monitor.feeds import fulltext
 from monitor.feeds.fetch import FetchLimits
 from monitor.feeds.fulltext import FullText, FullTextLimits, extract_text, merge_body
 from monitor.feeds.netguard import guarded_session
+from monitor.metrics import Metrics
 from monitor.models import Article
 from tests.unit.feeds.helpers import FeedServer, Handler
 
@@ -142,7 +143,7 @@ async def test_teasers_get_the_full_text_in_order_and_failures_keep_the_teaser(
     server.handlers["/gone"] = html("<h1>Not found</h1>", status=404)
     server.handlers["/empty"] = html("<html><body><nav>Home</nav></body></html>")
     registry = CollectorRegistry()
-    full_text = FullText(FAST, registry)
+    full_text = FullText(FAST, Metrics(registry))
     articles = [
         article(server.url("/ok"), n=0),
         article(server.url("/gone"), n=1),
@@ -178,7 +179,7 @@ async def test_a_page_shorter_than_the_teaser_keeps_the_teaser(
     server.handlers["/short"] = html(page(paragraphs=(LEAD, REST[0])))
     registry = CollectorRegistry()
     teaser = " ".join([LEAD, *REST])
-    [out] = await FullText(FAST, registry).enrich(
+    [out] = await FullText(FAST, Metrics(registry)).enrich(
         session, "teasers", [article(server.url("/short"), teaser)]
     )
     assert out.body == teaser
@@ -205,7 +206,7 @@ async def test_timeouts_size_caps_and_other_types_keep_the_teaser(
     )
     articles = [article(server.url(p), n=i) for i, p in enumerate(["/slow", "/pdf", "/huge"])]
     started = time.monotonic()
-    out = await FullText(limits, registry).enrich(session, "teasers", articles)
+    out = await FullText(limits, Metrics(registry)).enrich(session, "teasers", articles)
     assert time.monotonic() - started < 5
     assert out == articles
     assert count(registry, "timeout") == 1
@@ -218,7 +219,7 @@ async def test_a_refused_address_keeps_the_teaser(server: FeedServer) -> None:
     server.handlers["/ok"] = html(page())
     registry = CollectorRegistry()
     async with guarded_session(FetchLimits()) as public_only:
-        out = await FullText(FAST, registry).enrich(
+        out = await FullText(FAST, Metrics(registry)).enrich(
             public_only, "teasers", [article(server.url("/ok"))]
         )
     assert out[0].body == article(server.url("/ok")).body
@@ -236,7 +237,7 @@ async def test_a_crash_in_extraction_keeps_the_teaser(
     server.handlers["/ok"] = html(page())
     registry = CollectorRegistry()
     a = article(server.url("/ok"))
-    assert await FullText(FAST, registry).enrich(session, "teasers", [a]) == [a]
+    assert await FullText(FAST, Metrics(registry)).enrich(session, "teasers", [a]) == [a]
     assert count(registry, "error") == 1
 
 
@@ -283,7 +284,7 @@ async def test_pages_are_remembered_across_polls(
     server.handlers["/ok"] = html(page())
     server.handlers["/gone"] = html("gone", status=410)
     registry = CollectorRegistry()
-    full_text = FullText(FAST, registry)
+    full_text = FullText(FAST, Metrics(registry))
     articles = [article(server.url("/ok"), n=0), article(server.url("/gone"), n=1)]
     first = await full_text.enrich(session, "teasers", articles)
     again = await full_text.enrich(session, "teasers", articles)
@@ -299,7 +300,7 @@ async def test_pages_past_the_budget_keep_their_teasers_until_the_next_poll(
     for i in range(5):
         server.handlers[f"/p{i}"] = html(page())
     registry = CollectorRegistry()
-    full_text = FullText(FullTextLimits(host_delay=0.2, budget=0.3), registry)
+    full_text = FullText(FullTextLimits(host_delay=0.2, budget=0.3), Metrics(registry))
     articles = [article(server.url(f"/p{i}"), n=i) for i in range(5)]
     started = time.monotonic()
     first = await full_text.enrich(session, "teasers", articles)

@@ -184,6 +184,13 @@ SOURCES = [
     ),
     FeedSource(name="plain", url="https://example.org/feed"),
     FeedSource(name="odd-interval", url="https://example.org/odd", interval=95.5),
+    FeedSource(
+        name="intranet-teasers",
+        url="https://intranet.example/feed",
+        fetch_article=True,
+        allow_private=True,
+        websub=False,
+    ),
 ]
 
 
@@ -209,7 +216,9 @@ def test_export_groups_by_first_label_and_keeps_the_rest_as_categories() -> None
     assert bbc.get("category") == "/uk,/public"
     assert bbc.get("type") == "rss" and bbc.get("language") == "en"
     plain = [o for o in body if o.get("xmlUrl")]
-    assert [o.get("text") for o in plain] == ["plain", "odd-interval"]
+    assert [o.get("text") for o in plain] == ["plain", "odd-interval", "intranet-teasers"]
+    assert plain[-1].get("monitorFetchArticle") == "true"
+    assert plain[-1].get("monitorWebsub") == "false"
 
 
 def test_an_imported_list_loads_as_a_feed_list(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from monitor.errors import FeedError
 from monitor.feeds.fetch import FetchLimits, client_session
 from monitor.feeds.poller import MAX_BACKOFF, FeedState, Poller, PollResult
 from monitor.feeds.sources import FeedSource
@@ -292,3 +293,28 @@ async def test_feed_state_is_saved_only_once_the_articles_are_handed_on(
     assert state["wire"].etag == ETAG and poller.pending == {}
     # a restarted poller (fresh pending) that never settled would fetch in full again
     assert Poller([wire], {}, metrics, LIMITS).due(time.time()) == [wire]
+
+
+async def test_pushed_content_is_parsed_counted_and_leaves_the_feed_state_alone(
+    server: FeedServer, session: aiohttp.ClientSession
+) -> None:
+    server.handlers["/rss"] = good
+    registry = CollectorRegistry()
+    poller = Poller([src := source(url=server.url("/rss"))], {}, Metrics(registry), LIMITS)
+    polled = await settled(poller, session, src)
+    saved = poller.state[src.name]
+    assert saved.etag == ETAG
+    pushed = await poller.pushed(
+        session,
+        src,
+        rss("<title>Third</title><link>https://news.example/3</link>"),
+        server.url("/rss"),
+    )
+    assert pushed.outcome == "pushed" and [a.title for a in pushed.articles] == ["Third"]
+    poller.settle([pushed])  # a push is no poll: validators and schedule stay as they were
+    assert poller.state[src.name] == saved
+    assert len(server.requests) == 1  # nothing fetched for it
+    ingested = registry.get_sample_value("monitor_articles_ingested_total", {"feed": src.name})
+    assert ingested == len(polled.articles) + 1
+    with pytest.raises(FeedError):  # a document that holds no feed: the hub hears of it
+        await poller.pushed(session, src, b"<html><body>nope</body></html>", server.url("/rss"))

@@ -8,7 +8,7 @@ import pytest
 
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError, RuleLoadError
-from monitor.feeds.sources import load_feeds, sample_feeds_path
+from monitor.feeds.sources import FeedSource, load_feeds, sample_feeds_path
 
 
 def write(tmp_path: Path, text: str, name: str = "feeds.yaml") -> Path:
@@ -183,3 +183,39 @@ def test_a_missing_feed_list_is_a_config_error_naming_the_file(tmp_path: Path) -
 
 def test_an_empty_feed_list_is_no_feeds(tmp_path: Path) -> None:
     assert load_feeds(write(tmp_path, "# nothing yet\n")) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "private"),
+    [
+        ("http://127.0.0.1:8080/rss", True),
+        ("http://localhost/rss", True),
+        ("http://feeds.localhost/rss", True),
+        ("http://10.1.2.3/rss", True),
+        ("http://[::1]/rss", True),
+        ("http://192.168.0.9/feed.xml", True),
+        ("http://169.254.169.254/latest/meta-data", False),  # link-local: never by itself
+        ("https://feeds.bbci.co.uk/news/rss.xml", False),
+        ("https://10.example.org/rss", False),  # a name, whatever it resolves to
+        ("file:///srv/feeds/wire.xml", False),
+        ("http://[::1/rss", False),  # malformed: nothing allowed
+    ],
+)
+def test_a_private_address_written_in_the_url_allows_private_fetches(
+    url: str, private: bool
+) -> None:
+    assert FeedSource(name="f", url=url).private_allowed is private
+    assert FeedSource(name="f", url=url, allow_private=True).private_allowed
+
+
+def test_the_switches_load_from_yaml_and_a_wrong_type_is_located(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "feeds:\n  - name: a\n    url: https://a.example/rss\n    fetch_article: true\n"
+        "    allow_private: true\n    websub: false\n",
+    )
+    [feed] = load_feeds(path)
+    assert (feed.fetch_article, feed.allow_private, feed.websub) == (True, True, False)
+    bad = write(tmp_path, "feeds:\n  - name: a\n    url: https://a.example/rss\n    fetch_article: maybe\n")
+    [(line, _col, field, _message)] = located(bad)
+    assert (line, field) == (4, "feeds[0].fetch_article")

@@ -1,0 +1,200 @@
+"""The feed intake wired into a running pipeline (``monitor run``'s runtime), over real sockets:
+full text for a teaser feed makes a body-only phrase alert; article links into a private
+network are refused unless the feed is allowed them; a feed that advertises a WebSub hub is
+subscribed to, and what the hub pushes is alerted on within seconds, long before the feed's
+next poll."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from monitor.feeds.sources import load_feeds
+from monitor.feeds.websub import Subscription
+from monitor.metrics import Metrics
+from monitor.rules.ruleset import RuleSet
+from monitor.runtime.embedded import EmbeddedRuntime
+from monitor.settings import Settings
+from monitor.sinks.testing import ListSink
+from monitor.state.sqlite import Store
+from tests.integration.websub_hub import LocalHub
+
+PARAGRAPHS = [
+    "Moscow said on Monday it would not leave the West's refusal of its security demands "
+    "unanswered.",
+    "The foreign ministry said Russia would have to respond with retaliatory military and "
+    "technical measures to what it called the unfriendly course of NATO.",
+    "Diplomats in Brussels said the alliance would not accept any veto over its open-door "
+    "policy and that talks would continue in Geneva next week.",
+]
+TEASER = "Moscow said on Monday it would not leave the West's refusal…"
+PUSHED_TITLE = "Russian troops cross the border in a full-scale invasion of Ukraine"
+
+
+@dataclass
+class Site:
+    base: str = ""
+    hits: list[str] = field(default_factory=list)
+    hub: str = ""
+
+
+def rss(items: str, head: str = "") -> str:
+    return (
+        '<?xml version="1.0"?><rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">'
+        f"<channel><title>T</title>{head}{items}</channel></rss>"
+    )
+
+
+def item(title: str, link: str, description: str) -> str:
+    return (
+        f"<item><title>{title}</title><link>{link}</link><guid>{link}</guid>"
+        f"<description>{description}</description>"
+        "<pubDate>Mon, 20 Dec 2021 10:00:00 GMT</pubDate></item>"
+    )
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[Site]:
+    state = Site()
+
+    async def teasers(request: web.Request) -> web.StreamResponse:
+        state.hits.append(request.path)
+        body = rss(item("Kremlin warns of a response", f"{state.base}/news/warns", TEASER))
+        return web.Response(text=body, content_type="application/rss+xml")
+
+    async def pushing(request: web.Request) -> web.StreamResponse:
+        state.hits.append(request.path)
+        head = (
+            f'<atom:link rel="hub" href="{state.hub}/"/>'
+            f'<atom:link rel="self" href="{state.base}/pushing.rss"/>'
+        )
+        body = rss(item("Quiet day at the port", f"{state.base}/news/port", "Nothing."), head)
+        return web.Response(text=body, content_type="application/rss+xml")
+
+    async def page(request: web.Request) -> web.StreamResponse:
+        state.hits.append(request.path)
+        paras = "".join(f"<p>{p}</p>" for p in PARAGRAPHS)
+        html = (
+            "<html><head><title>Kremlin warns</title></head><body><nav>Home | World</nav>"
+            f"<article><h1>Kremlin warns of a response</h1>{paras}</article></body></html>"
+        )
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/teasers.rss", teasers)
+    app.router.add_get("/pushing.rss", pushing)
+    app.router.add_get("/news/{slug}", page)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    state.base = f"http://{host}:{port}"
+    yield state
+    await runner.cleanup()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def until(predicate: Callable[[], bool], within: float, what: str) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > within:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+def feed_file(tmp_path: Path, site: Site) -> Path:
+    """Two teaser feeds as local files (a file URL names no private host, so it allows
+    nothing by itself), both linking to a page on 127.0.0.1: one allowed private addresses,
+    one not; the HTTP teaser feed (its URL a private address: allowed); the WebSub feed."""
+    for name in ("guarded", "trusted"):
+        link = f"{site.base}/news/{name}"
+        (tmp_path / f"{name}.rss").write_text(rss(item(f"Page of {name}", link, TEASER)))
+    path = tmp_path / "feeds.yaml"
+    path.write_text(
+        "feeds:\n"
+        "  - {name: teasers, url: " + site.base + "/teasers.rss, interval: 1h,"
+        " fetch_article: true}\n"
+        "  - {name: guarded, url: guarded.rss, interval: 1h, fetch_article: true}\n"
+        "  - {name: trusted, url: trusted.rss, interval: 1h, fetch_article: true,"
+        " allow_private: true}\n"
+        "  - {name: pushing, url: " + site.base + "/pushing.rss, interval: 1h}\n"
+    )
+    return path
+
+
+async def test_full_text_guard_and_websub_in_a_running_pipeline(
+    tmp_path: Path, site: Site, hub: LocalHub, ruleset: RuleSet
+) -> None:
+    site.hub = hub.base
+    feeds = load_feeds(feed_file(tmp_path, site))
+    port = free_port()
+    settings = Settings(
+        state=tmp_path / "state.db",
+        rules_reload_interval=0,
+        websub_callback_url=f"http://127.0.0.1:{port}",
+        websub_port=port,
+        websub_allow_http_hubs=True,  # the local hub speaks plain http
+    )
+    metrics = Metrics()
+    sink = ListSink()
+    runtime = EmbeddedRuntime(settings, ruleset, feeds, metrics, {"archive": sink})
+    running = asyncio.create_task(runtime.run())
+    try:
+        # full text: the phrase is only on the page, and it alerts
+        await until(lambda: any("Kremlin" in a.title for a in sink.alerts), 20, "the alert")
+        [warns] = [a for a in sink.alerts if "Kremlin" in a.title]
+        [hit] = [h for h in warns.hits if h.rule_id == "military-technical-response"]
+        assert not hit.in_title  # found in the page's text, not in the teaser or the title
+        assert "/news/warns" in site.hits
+
+        def pages(feed: str, outcome: str) -> float:
+            labels = {"feed": feed, "outcome": outcome}
+            return metrics.registry.get_sample_value("monitor_fulltext_pages_total", labels) or 0
+
+        # the guard: a page on a private address, for a feed not allowed one, is not fetched
+        await until(lambda: pages("guarded", "refused") == 1, 10, "the guarded page refused")
+        assert "/news/guarded" not in site.hits
+        await until(lambda: pages("trusted", "extended") == 1, 10, "the trusted page")
+        assert "/news/trusted" in site.hits
+
+        # WebSub: the hub verified our subscription; what it pushes arrives within seconds
+        await until(lambda: len(hub.subs) == 1, 20, "the hub's verification")
+        [sub] = hub.subs.values()
+        assert sub.topic == f"{site.base}/pushing.rss" and sub.secret
+        polls_before = site.hits.count("/pushing.rss")
+        pushed = rss(item(PUSHED_TITLE, f"{site.base}/news/invasion", PUSHED_TITLE))
+        started = time.monotonic()
+        assert await hub.publish(pushed.encode()) == [202]
+        await until(lambda: any(a.title == PUSHED_TITLE for a in sink.alerts), 10, "the push")
+        print(f"pushed article alerted {time.monotonic() - started:.2f}s after the push")
+        assert site.hits.count("/pushing.rss") == polls_before  # no poll brought it
+        # a forged push (wrong secret) is acknowledged and ignored
+        forged = rss(item("Forged headline about an invasion", f"{site.base}/f", "x"))
+        assert await hub.publish(forged.encode(), secret="not-the-secret") == [202]
+        await asyncio.sleep(0.5)
+        assert not any("Forged" in a.title for a in sink.alerts)
+    finally:
+        runtime._stop.set()
+        await running
+    labels = {"feed": "pushing", "outcome": "bad_signature"}
+    assert metrics.registry.get_sample_value("monitor_websub_notifications_total", labels) == 1
+    # the subscription (its secret too) is kept in the state file for the next start
+    store = Store(tmp_path / "state.db")
+    try:
+        kept = store.models("websub", Subscription).get("pushing")
+    finally:
+        store.close()
+    assert kept is not None and kept.state == "active" and kept.secret == sub.secret
