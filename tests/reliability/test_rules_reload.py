@@ -78,7 +78,7 @@ async def test_reloads_failing_half_way_change_nothing(tmp_path: Path, scenario:
     # (in place of the feed poller), then the real process and delivery loops take over.
     batches: asyncio.Queue[list[Article] | None] = asyncio.Queue()
 
-    async def poll(session: Any, articles: asyncio.Queue[object], once: bool) -> None:
+    async def poll(articles: asyncio.Queue[object], once: bool) -> None:
         try:
             while (batch := await batches.get()) is not None:
                 for a in batch:
