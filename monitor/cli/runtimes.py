@@ -22,6 +22,18 @@ from monitor.errors import MonitorError
 from monitor.metrics import Metrics
 from monitor.state.recovery import damaged_state
 
+# Options the runtimes share.
+RulesOption = Annotated[Path | None, typer.Option("--rules", help="Rules directory.")]
+JsonlOption = Annotated[
+    Path | None, typer.Option("--jsonl", help="Append alerts to this JSON-lines file.")
+]
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port", help="Serve /metrics, /healthz and /readyz on this port (0: any free)."
+    ),
+]
+
 
 @app.command()
 def run(
@@ -31,15 +43,10 @@ def run(
     feeds: Annotated[
         Path | None, typer.Option(help="Feed list (YAML). Default: bundled samples.")
     ] = None,
-    rules: Annotated[Path | None, typer.Option(help="Rules directory.")] = None,
+    rules: RulesOption = None,
     state: Annotated[Path | None, typer.Option(help="SQLite state file.")] = None,
-    jsonl: Annotated[
-        Path | None, typer.Option(help="Append alerts to this JSON-lines file.")
-    ] = None,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(help="Serve /metrics, /healthz and /readyz on this port (0: any free)."),
-    ] = None,
+    jsonl: JsonlOption = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Run the whole pipeline in this process (no broker needed)."""
     import asyncio
@@ -71,10 +78,7 @@ def poll(
     once: Annotated[bool, typer.Option("--once", help="Poll every feed once, then exit.")] = False,
     feeds: Annotated[Path | None, typer.Option(help="Feed list (YAML). Default: samples.")] = None,
     state: Annotated[Path | None, typer.Option(help="SQLite file for feed state.")] = None,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(help="Serve /metrics, /healthz and /readyz on this port (0: any free)."),
-    ] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Poll feeds and publish their articles to Kafka (topic news.articles)."""
     import asyncio
@@ -104,17 +108,12 @@ def poll(
 
 @app.command()
 def worker(
-    rules: Annotated[Path | None, typer.Option(help="Rules directory.")] = None,
-    jsonl: Annotated[
-        Path | None, typer.Option(help="Append alerts to this JSON-lines file.")
-    ] = None,
+    rules: RulesOption = None,
+    jsonl: JsonlOption = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Where this worker keeps its tables.")
     ] = None,
-    metrics_port: Annotated[
-        int | None,
-        typer.Option(help="Serve /metrics, /healthz and /readyz on this port (0: any free)."),
-    ] = None,
+    metrics_port: MetricsPortOption = None,
 ) -> None:
     """Run the pipeline's Faust agents against Kafka; start more workers to scale out."""
     import asyncio
