@@ -118,7 +118,7 @@ class Metrics:
         self.held = Counter(
             "monitor_alerts_held",
             "Alerts held back to go out later in a digest, by route and reason "
-            "(group, quiet, rate).",
+            "(group, quiet, rate, retry: the destination failed and is tried again later).",
             ["route", "reason"],
             registry=r,
         )

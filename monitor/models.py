@@ -168,7 +168,7 @@ class Digest(Record):
     id: str
     route: str
     sink: str
-    reason: Literal["group", "quiet", "rate"]
+    reason: Literal["group", "quiet", "rate", "retry"]
     alerts: tuple[Alert, ...]
     created_at: datetime
 
@@ -195,7 +195,8 @@ class Silence(Record):
 
 # silenced: matched a silence; superseded: a later alert about the same story, held in the
 # same digest, replaced it (the digest carries the story's latest state).
-DeliveryOutcome = Literal["ok", "duplicate", "error", "no_route", "silenced", "superseded"]
+# "retry": a retryable failure the runtime is to try again later (monitor.runtime.outflow)
+DeliveryOutcome = Literal["ok", "duplicate", "error", "no_route", "silenced", "superseded", "retry"]
 
 
 class Delivery(Record):
@@ -207,6 +208,7 @@ class Delivery(Record):
     outcome: DeliveryOutcome
     error: str = ""
     at: datetime
+    retry_after: float | None = None  # the destination's word, with outcome "retry"
 
 
 class DeadAlert(Record):

@@ -8,7 +8,11 @@ time and one reason, and leave as one digest:
   * quiet hours: non-critical alerts wait for their end (critical ones go out);
   * group window: the first alert opens a batch, every alert of the route joins it until the
     window closes, so stories crossing together arrive as one message;
-  * rate limit (token bucket): beyond it alerts wait for the next token; a digest costs one.
+  * rate limit (token bucket): beyond it alerts wait for the next token; a digest costs one;
+  * retry: a delivery failed in a way worth retrying, and the runtime does not wait in line
+    for it (the Kafka deliver agent, which one slow destination would otherwise hold up for
+    every route): the alert is held until its backoff has passed, and alerts arriving for the
+    route meanwhile join it, to go out together once the destination answers again.
 
 Within a batch a story appears once, as its latest alert; earlier ones are *superseded* (the
 runtime records them in the ledger as such, so nothing is lost or sent twice).
@@ -30,7 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from monitor.models import Alert, Digest, Level, Silence
 from monitor.rules.models import Route
 
-Reason = Literal["group", "quiet", "rate"]
+Reason = Literal["group", "quiet", "rate", "retry"]
 
 
 class Held(BaseModel):
@@ -41,6 +45,7 @@ class Held(BaseModel):
     reason: Reason
     release_at: datetime
     held_at: datetime
+    attempts: int = 0  # deliveries tried and failed (reason "retry")
 
 
 class Bucket(BaseModel):
@@ -59,6 +64,7 @@ class Outgoing:
     digest: Digest | None = None
     superseded: list[Alert] = field(default_factory=list)
     held_keys: list[str] = field(default_factory=list)  # to release once sent (see due)
+    attempts: dict[str, int] = field(default_factory=dict)  # alert id -> failed deliveries
 
     @property
     def alerts(self) -> list[Alert]:
@@ -150,8 +156,17 @@ class Dispatcher:
             reason: Reason = "quiet" if "quiet" in reasons else min(reasons)
             bundle = self._bundle([h.alert for _, h in entries], reason, now)
             bundle.held_keys = [key for key, _ in entries]
+            bundle.attempts = {h.alert.id: h.attempts for _, h in entries if h.attempts}
             out.append(bundle)
         return out
+
+    def hold_for_retry(
+        self, alert: Alert, attempts: int, release_at: datetime, now: datetime
+    ) -> None:
+        """Hold an alert whose delivery failed until ``release_at`` (its backoff)."""
+        self.held[held_key(alert)] = Held(
+            alert=alert, reason="retry", release_at=release_at, held_at=now, attempts=attempts
+        )
 
     def release(self, outgoing: Outgoing) -> None:
         """Forget a batch once it has been handed to delivery. Not in :meth:`due`: if the

@@ -49,7 +49,13 @@ class RetryPolicy:
 class Deliverer:
     """Sends each alert to its route's sink, at most once per (alert id, route). A failed
     delivery comes back as ``Delivery(outcome="error")`` for the runtime to set aside (a table
-    in the embedded runtime, a dead-letter topic in Kafka): nothing is dropped here."""
+    in the embedded runtime, a dead-letter topic in Kafka): nothing is dropped here.
+
+    ``inline_retries``: retry a failing destination here, waiting out the backoff (the
+    embedded runtime, whose routes each have a delivery lane of their own), or try once and
+    answer ``outcome="retry"`` for the caller to hold the alert and try again later (the
+    Kafka deliver agent, which handles every route in turn: waiting here would hold up the
+    others for minutes)."""
 
     def __init__(
         self,
@@ -58,8 +64,10 @@ class Deliverer:
         metrics: Metrics,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        inline_retries: bool = True,
     ) -> None:
         self.sinks = sinks
+        self.inline_retries = inline_retries
         self.ledger = ledger
         self.metrics = metrics
         self.retry = retry or RetryPolicy()
@@ -79,18 +87,12 @@ class Deliverer:
         started = time.monotonic()
         try:
             await self._send_with_retries(sink, alert.id, alert.route, lambda: sink.send(alert))
+        except RetryableSinkError as exc:
+            if not self.inline_retries:
+                return self._later(alert, sink.name, exc)
+            return self._failed(alert, sink.name, exc)
         except Exception as exc:
-            self.metrics.deliveries.labels(sink.name, "error").inc()
-            self.metrics.dead_letters.labels("deliver").inc()
-            log.error(
-                "delivery_failed",
-                alert_id=alert.id,
-                story_id=alert.story_id,
-                route=alert.route,
-                sink=sink.name,
-                error=str(exc),
-            )
-            return self._result(alert, sink.name, "error", f"{type(exc).__name__}: {exc}")
+            return self._failed(alert, sink.name, exc)
         self.ledger[key] = time.time()
         self.metrics.deliveries.labels(sink.name, "ok").inc()
         self.metrics.delivery_duration.labels(sink.name).observe(time.monotonic() - started)
@@ -124,19 +126,12 @@ class Deliverer:
             await self._send_with_retries(
                 sink, digest.id, digest.route, lambda: sink.send_digest(digest)
             )
+        except RetryableSinkError as exc:
+            if not self.inline_retries:
+                return done + [self._later(a, sink.name, exc) for a in fresh]
+            return done + self._digest_failed(digest, fresh, sink.name, exc)
         except Exception as exc:
-            self.metrics.deliveries.labels(sink.name, "error").inc(len(fresh))
-            self.metrics.dead_letters.labels("deliver").inc(len(fresh))
-            log.error(
-                "digest_delivery_failed",
-                digest_id=digest.id,
-                route=digest.route,
-                sink=sink.name,
-                alerts=len(fresh),
-                error=str(exc),
-            )
-            error = f"{type(exc).__name__}: {exc}"
-            return done + [self._result(a, sink.name, "error", error) for a in fresh]
+            return done + self._digest_failed(digest, fresh, sink.name, exc)
         now = time.time()
         elapsed = time.monotonic() - started
         for a in fresh:
@@ -146,6 +141,42 @@ class Deliverer:
         self.metrics.delivery_duration.labels(sink.name).observe(elapsed)
         log.info("digest_delivered", digest_id=digest.id, route=digest.route, alerts=len(fresh))
         return done + [self._result(a, sink.name, "ok") for a in fresh]
+
+    def _failed(self, alert: Alert, sink: str, exc: Exception) -> Delivery:
+        self.metrics.deliveries.labels(sink, "error").inc()
+        self.metrics.dead_letters.labels("deliver").inc()
+        log.error(
+            "delivery_failed",
+            alert_id=alert.id,
+            story_id=alert.story_id,
+            route=alert.route,
+            sink=sink,
+            error=str(exc),
+        )
+        return self._result(alert, sink, "error", f"{type(exc).__name__}: {exc}")
+
+    def _digest_failed(
+        self, digest: Digest, fresh: list[Alert], sink: str, exc: Exception
+    ) -> list[Delivery]:
+        self.metrics.deliveries.labels(sink, "error").inc(len(fresh))
+        self.metrics.dead_letters.labels("deliver").inc(len(fresh))
+        log.error(
+            "digest_delivery_failed",
+            digest_id=digest.id,
+            route=digest.route,
+            sink=sink,
+            alerts=len(fresh),
+            error=str(exc),
+        )
+        error = f"{type(exc).__name__}: {exc}"
+        return [self._result(a, sink, "error", error) for a in fresh]
+
+    def _later(self, alert: Alert, sink: str, exc: RetryableSinkError) -> Delivery:
+        """A retryable failure the caller holds and tries again later (not inline_retries)."""
+        self.metrics.deliveries.labels(sink, "retry").inc()
+        error = f"{type(exc).__name__}: {exc}"
+        result = self._result(alert, sink, "retry", error)
+        return result.model_copy(update={"retry_after": exc.retry_after})
 
     def settle(self, alert: Alert, outcome: DeliveryOutcome) -> Delivery:
         """An alert that is not to be sent (silenced, superseded within a digest): recorded in
@@ -159,12 +190,13 @@ class Deliverer:
     async def _send_with_retries(
         self, sink: Sink, what: str, route: str, send: Callable[[], Awaitable[None]]
     ) -> None:
-        for attempt in range(1, self.retry.attempts + 1):
+        attempts = self.retry.attempts if self.inline_retries else 1
+        for attempt in range(1, attempts + 1):
             try:
                 await send()
                 return
             except RetryableSinkError as exc:
-                if attempt == self.retry.attempts:
+                if attempt == attempts:
                     raise
                 wait = self.retry.delay(attempt, exc.retry_after)
                 self.metrics.deliveries.labels(sink.name, "retry").inc()

@@ -140,8 +140,15 @@ def build_app(
         # counted in the cluster agent (one partition: every article seen once, globally)
         ModelTable(app.Table("spikes", partitions=1), SpikeCounts),
     )
+    # One try per alert, a failure held for its backoff (Outflow, on the flush ticks): the deliver
+    # agent takes every route's alerts in turn, and waiting out one destination's retries
+    # (minutes, when SMTP is down) would hold up every other route's alerts behind it.
     deliverer = Deliverer(
-        sinks, app.Table("ledger", partitions=1), metrics, RetryPolicy.of(settings)
+        sinks,
+        app.Table("ledger", partitions=1),
+        metrics,
+        RetryPolicy.of(settings),
+        inline_retries=False,
     )
     silences: dict[str, Silence] = {}  # kept current from news.silences by follow_silences
     dispatcher = Dispatcher(

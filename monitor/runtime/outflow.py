@@ -1,12 +1,16 @@
 """The last step of both runtimes: route policy (monitor.pipeline.dispatch), then delivery,
 then a record of every outcome. Nothing leaves this step unaccounted for: each alert ends
 delivered, held (to come out later), silenced (kept), superseded (ledger), or dead (kept
-for ``monitor alerts resend``)."""
+for ``monitor alerts resend``).
+
+A delivery that failed in a way worth retrying, when the deliverer does not retry inline, is
+held for its backoff and tried again when due (:meth:`Outflow.flush`), up to the retry
+policy's attempts; then it is dead like any other failure."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
@@ -57,13 +61,13 @@ class Outflow:
                 route=alert.route,
                 reason=admission.held,
             )
-        return await self._send(admission.send)
+        return await self._send(admission.send, now)
 
     async def flush(self, now: datetime, route: str | None = None) -> list[Delivery]:
         """Send the batches (of one route, or all) whose time has come."""
-        return await self._send(self.dispatcher.due(now, route))
+        return await self._send(self.dispatcher.due(now, route), now)
 
-    async def _send(self, outgoing: list[Outgoing]) -> list[Delivery]:
+    async def _send(self, outgoing: list[Outgoing], now: datetime) -> list[Delivery]:
         results: list[Delivery] = []
         for out in outgoing:
             results += [self.deliverer.settle(a, "superseded") for a in out.superseded]
@@ -73,12 +77,50 @@ class Outflow:
                 assert out.alert is not None
                 sent = [await self.deliverer.deliver(out.alert)]
             by_id = {a.id: a for a in out.alerts}
-            for result in sent:
-                if result.outcome in {"error", "no_route"}:
-                    await self.keep_dead(DeadAlert(alert=by_id[result.alert_id], delivery=result))
+            # released before a retry is held again under the same key
             self.dispatcher.release(out)
+            for i, result in enumerate(sent):
+                alert = by_id.get(result.alert_id)
+                if alert is not None and result.outcome == "retry":
+                    sent[i] = result = self._retry_later(alert, result, out, now)
+                if alert is not None and result.outcome in {"error", "no_route"}:
+                    await self.keep_dead(DeadAlert(alert=alert, delivery=result))
             results += sent
         return results
+
+    def _retry_later(
+        self, alert: Alert, result: Delivery, out: Outgoing, now: datetime
+    ) -> Delivery:
+        """Hold an alert whose delivery failed for its backoff; or, out of attempts, the
+        failure it is (the caller keeps it as dead)."""
+        policy = self.deliverer.retry
+        attempts = out.attempts.get(alert.id, 0) + 1
+        if attempts >= policy.attempts:
+            self.metrics.dead_letters.labels("deliver").inc()
+            self.metrics.deliveries.labels(result.sink, "error").inc()
+            log.error(
+                "delivery_failed",
+                alert_id=alert.id,
+                story_id=alert.story_id,
+                route=alert.route,
+                sink=result.sink,
+                attempts=attempts,
+                error=result.error,
+            )
+            return result.model_copy(update={"outcome": "error"})
+        wait = policy.delay(attempts, result.retry_after)
+        self.dispatcher.hold_for_retry(alert, attempts, now + timedelta(seconds=wait), now)
+        self.metrics.held.labels(alert.route, "retry").inc()
+        log.warning(
+            "delivery_retry",
+            alert_id=alert.id,
+            route=alert.route,
+            sink=result.sink,
+            attempt=attempts,
+            wait=round(wait, 2),
+            error=result.error,
+        )
+        return result
 
     def _silence(self, alert: Alert, silence: Silence, now: datetime) -> Delivery:
         self.silenced[ledger_key(alert)] = SilencedAlert(

@@ -34,6 +34,7 @@ DIGEST_REASONS: Mapping[str, str] = {
     "group": "arrived together",
     "quiet": "held during quiet hours",
     "rate": "held by the rate limit",
+    "retry": "held while the destination was failing",
 }
 
 

@@ -29,6 +29,7 @@ class ThreadedServer:
     def __init__(self, replies: Mapping[str, Reply] | None = None) -> None:
         self.replies: dict[str, Reply] = dict(replies or {})
         self.hits: dict[str, int] = {}
+        self.answered: list[tuple[str, int]] = []  # (path, status) of every request, in order
         self.base = ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -44,6 +45,7 @@ class ThreadedServer:
             return web.Response(status=404, text="no such feed")
         if reply.delay:
             await asyncio.sleep(reply.delay)
+        self.answered.append((request.path, reply.status))
         response = web.Response(status=reply.status, body=reply.body)
         for name, value in reply.headers.items():
             response.headers[name] = value
