@@ -143,6 +143,10 @@ class Deliverer:
         return done + [self._result(a, sink.name, "ok") for a in fresh]
 
     def _failed(self, alert: Alert, sink: str, exc: Exception) -> Delivery:
+        return self.failed(alert, sink, f"{type(exc).__name__}: {exc}")
+
+    def failed(self, alert: Alert, sink: str, error: str, attempts: int = 0) -> Delivery:
+        """A delivery given up on: counted, logged, and its result for the caller to keep."""
         self.metrics.deliveries.labels(sink, "error").inc()
         self.metrics.dead_letters.labels("deliver").inc()
         log.error(
@@ -151,9 +155,10 @@ class Deliverer:
             story_id=alert.story_id,
             route=alert.route,
             sink=sink,
-            error=str(exc),
+            attempts=attempts or None,
+            error=error,
         )
-        return self._result(alert, sink, "error", f"{type(exc).__name__}: {exc}")
+        return self._result(alert, sink, "error", error)
 
     def _digest_failed(
         self, digest: Digest, fresh: list[Alert], sink: str, exc: Exception

@@ -96,18 +96,7 @@ class Outflow:
         policy = self.deliverer.retry
         attempts = out.attempts.get(alert.id, 0) + 1
         if attempts >= policy.attempts:
-            self.metrics.dead_letters.labels("deliver").inc()
-            self.metrics.deliveries.labels(result.sink, "error").inc()
-            log.error(
-                "delivery_failed",
-                alert_id=alert.id,
-                story_id=alert.story_id,
-                route=alert.route,
-                sink=result.sink,
-                attempts=attempts,
-                error=result.error,
-            )
-            return result.model_copy(update={"outcome": "error"})
+            return self.deliverer.failed(alert, result.sink, result.error, attempts)
         wait = policy.delay(attempts, result.retry_after)
         self.dispatcher.hold_for_retry(alert, attempts, now + timedelta(seconds=wait), now)
         self.metrics.held.labels(alert.route, "retry").inc()
