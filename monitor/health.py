@@ -10,6 +10,7 @@ answering ``/healthz``, which is what a liveness probe should see. Binds 127.0.0
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from monitor.errors import ConfigError
 
 # A check returns None when fine, or why not (shown in /readyz).
 Check = Callable[[], str | None]
@@ -81,6 +84,28 @@ def app(registry: CollectorRegistry, health: Health) -> web.Application:
     return application
 
 
+def check_listen(host: str, port: int) -> None:
+    """ConfigError unless ``host:port`` can be listened on now: for a process that binds it
+    later, inside a framework that would turn the failure into a crash and a traceback."""
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigError(_cannot_listen(host, port, exc)) from None
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    return (
+        f"MONITOR_METRICS_HOST/MONITOR_METRICS_PORT: cannot listen on {host}:{port} "
+        f"({exc.strerror or exc})"
+    )
+
+
 class Server:
     """The endpoint, started and stopped with the process's loop."""
 
@@ -91,7 +116,11 @@ class Server:
     async def start(self, host: str, port: int) -> tuple[str, int]:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # a clear start-up error, not a traceback
+            await self._runner.cleanup()
+            raise ConfigError(_cannot_listen(host, port, exc)) from None
         # aiohttp does not expose the bound port (port 0 asks the OS for one)
         server: Any = site._server
         sockets = server.sockets if server is not None else ()

@@ -19,6 +19,7 @@ from monitor.cli.common import (
     require_kafka,
 )
 from monitor.errors import MonitorError
+from monitor.health import check_listen
 from monitor.metrics import Metrics
 from monitor.state.recovery import damaged_state
 
@@ -129,6 +130,8 @@ def worker(
     bootstrap = require_kafka(settings)
     ruleset = load_rules_or_exit(settings.rules)
     try:
+        if settings.metrics_port is not None:  # now: inside Faust, a crash with a traceback
+            check_listen(settings.metrics_host, settings.metrics_port)
         names = Topics(settings.kafka_topic_prefix)
         partitions, replication = settings.kafka_partitions, settings.kafka_replication
         asyncio.run(ensure_topics(bootstrap, partitions, replication, names))

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from aiohttp import web
 
-from monitor.errors import FeedError
+from monitor.errors import ConfigError, FeedError
 from monitor.feeds.fetch import Fetched, FetchLimits
 from monitor.feeds.fulltext import FullText, FullTextLimits
 from monitor.feeds.netguard import GuardedSessions
@@ -137,8 +137,14 @@ class Intake:
         runner = web.AppRunner(subscriber.app(), access_log=None)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.settings.websub_host, self.settings.websub_port)
-            await site.start()
+            host, port = self.settings.websub_host, self.settings.websub_port
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except OSError as exc:  # a clear start-up error, not a traceback
+                raise ConfigError(
+                    f"MONITOR_WEBSUB_HOST/MONITOR_WEBSUB_PORT: cannot listen on {host}:{port} "
+                    f"({exc.strerror or exc})"
+                ) from None
             bound = runner.addresses[0] if runner.addresses else ("?", 0)
             self.websub_address = (str(bound[0]), int(bound[1]))
             log.info(
