@@ -155,7 +155,7 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, d: Deploy
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{d.log_tail()}")
 
 
-async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
+async def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -184,7 +184,7 @@ async def _read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, byte
 
 
 def read_topic(d: Deployment, name: str) -> list[tuple[bytes | None, bytes]]:
-    return asyncio.run(_read_all(d.bootstrap, d.topic(name)))
+    return asyncio.run(read_all(d.bootstrap, d.topic(name)))
 
 
 async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:

@@ -7,6 +7,7 @@ next poll."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,11 +20,14 @@ from aiohttp import web
 from monitor.feeds.sources import load_feeds
 from monitor.feeds.websub import Subscription
 from monitor.metrics import Metrics
+from monitor.models import Article
 from monitor.rules.ruleset import RuleSet
 from monitor.runtime.embedded import EmbeddedRuntime
+from monitor.runtime.kafka_poll import run_poller
 from monitor.settings import Settings
 from monitor.sinks.testing import ListSink
 from monitor.state.sqlite import Store
+from tests.integration.kafka_support import Deployment, read_all
 from tests.integration.websub_hub import LocalHub
 
 PARAGRAPHS = [
@@ -198,3 +202,43 @@ async def test_full_text_guard_and_websub_in_a_running_pipeline(
     finally:
         store.close()
     assert kept is not None and kept.state == "active" and kept.secret == sub.secret
+
+
+async def test_a_push_reaches_kafka_within_seconds(
+    tmp_path: Path, site: Site, hub: LocalHub, deployment: Deployment
+) -> None:
+    """`monitor poll` (the Kafka runtime's poller) takes pushes the same way: what the hub
+    pushes is on news.articles within seconds, acknowledged by Kafka before the hub's 202."""
+    site.hub = hub.base
+    feeds = [f for f in load_feeds(feed_file(tmp_path, site)) if f.name == "pushing"]
+    port = free_port()
+    settings = Settings(
+        state=tmp_path / "poller.db",
+        kafka_bootstrap=deployment.bootstrap,
+        kafka_topic_prefix=deployment.prefix,
+        kafka_partitions=1,
+        websub_callback_url=f"http://127.0.0.1:{port}",
+        websub_port=port,
+        websub_allow_http_hubs=True,
+    )
+    topic = deployment.topic("news.articles")
+
+    async def titles() -> list[str]:
+        records = await read_all(deployment.bootstrap, topic)
+        return [Article.model_validate_json(v).title for _, v in records if v]
+
+    polling = asyncio.create_task(run_poller(settings, feeds, once=False))
+    try:
+        await until(lambda: len(hub.subs) == 1, 30, "the hub's verification")
+        assert await titles() == ["Quiet day at the port"]  # the first poll's article
+        pushed = rss(item(PUSHED_TITLE, f"{site.base}/news/invasion", PUSHED_TITLE))
+        started = time.monotonic()
+        assert await hub.publish(pushed.encode()) == [202]
+        # acknowledged by Kafka before the hub got its answer
+        assert PUSHED_TITLE in await titles()
+        print(f"pushed article on Kafka {time.monotonic() - started:.2f}s after the push")
+        assert site.hits.count("/pushing.rss") == 1  # no poll brought it
+    finally:
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
