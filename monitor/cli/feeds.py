@@ -117,6 +117,8 @@ def feeds_check(
             detail = Text("; ".join(r.errors), style="red") if r.failed else Text(r.title)
             for warning in r.warnings:
                 detail.append(f"\n{warning}", style="dim")
+            if r.websub_hubs and not r.failed:
+                detail.append(f"\npush: WebSub hub {r.websub_hubs[0]}", style="dim")
             table.add_row(
                 Text(r.name),
                 Text(r.status, style=_CHECK_STYLE.get(r.status, "")),

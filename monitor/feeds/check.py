@@ -20,6 +20,7 @@ from monitor.feeds.fetch import FetchLimits, Validators, fetch
 from monitor.feeds.netguard import GuardedSessions
 from monitor.feeds.parse import parse_document
 from monitor.feeds.sources import FeedSource
+from monitor.feeds.websub import discover
 
 STATUSES = ("ok", "not_modified", "error", "timeout")
 FAILED = frozenset({"error", "timeout"})
@@ -63,6 +64,7 @@ JSON_SCHEMA: dict[str, Any] = {
                     "seconds",
                     "errors",
                     "warnings",
+                    "websub_hubs",
                 ],
                 "properties": {
                     "name": {"type": "string"},
@@ -90,6 +92,12 @@ JSON_SCHEMA: dict[str, Any] = {
                     "seconds": {"type": "number", "minimum": 0},
                     "errors": {"type": "array", "items": {"type": "string"}},
                     "warnings": {"type": "array", "items": {"type": "string"}},
+                    "websub_hubs": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "WebSub hubs the feed advertises (push within seconds "
+                        "when MONITOR_WEBSUB_CALLBACK_URL is set)",
+                    },
                 },
             },
         },
@@ -115,6 +123,7 @@ class FeedCheck:
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    websub_hubs: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -145,6 +154,9 @@ async def check_feed(
     try:
         got = await fetch(session, source.name, source.url, Validators(), limits)
         result.final_url, result.content_type = got.url, got.content_type
+        found = discover(got.body, got.url, got.links) if got.body else None
+        if found is not None:
+            result.websub_hubs = list(found.hubs)
         if got.url.startswith(("http://", "https://")):
             result.http_status = got.status
         if got.not_modified:

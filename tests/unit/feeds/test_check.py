@@ -60,6 +60,11 @@ def feeds(server: FeedServer) -> FeedServer:
     async def unchanged(request: web.Request) -> web.StreamResponse:
         return web.Response(status=304)
 
+    async def pushing(request: web.Request) -> web.StreamResponse:
+        response = reply(GOOD)
+        response.headers["Link"] = '<https://hub.example/>; rel="hub", <https://x/feed>; rel="self"'
+        return response
+
     async def broken(request: web.Request) -> web.StreamResponse:
         return reply(GOOD.replace(b"</channel></rss>", b"<item><title>cut"))
 
@@ -72,6 +77,7 @@ def feeds(server: FeedServer) -> FeedServer:
             "/garbage": garbage,
             "/bomb": bomb,
             "/unchanged": unchanged,
+            "/pushing": pushing,
             "/broken": broken,
             "/hang": server.hang,
         }
@@ -94,6 +100,7 @@ async def test_every_outcome_is_a_verdict_in_the_lists_order(
         "unchanged",
         "broken",
         "hang",
+        "pushing",
     ]
     sources = [source(n, feeds.url(f"/{n}")) for n in names]
     sources += [source("local", local.as_uri()), source("nofile", (tmp_path / "no.xml").as_uri())]
@@ -121,14 +128,16 @@ async def test_every_outcome_is_a_verdict_in_the_lists_order(
     assert any("not well-formed" in w for w in by["broken"].warnings)
     assert by["hang"].status == "timeout" and "timed out" in by["hang"].errors[0]
     assert (by["local"].status, by["local"].http_status, by["local"].entries) == ("ok", None, 2)
+    assert by["pushing"].websub_hubs == ["https://hub.example/"]
+    assert all(r.websub_hubs == [] for r in results if r.name != "pushing")
     assert by["nofile"].status == "error" and "cannot read" in by["nofile"].errors[0]
     # the errors do not repeat the feed's name: the report shows it beside them
     assert all(not e.startswith("feed ") for r in results for e in r.errors)
 
     counts = summary(results)
     assert counts == {
-        "feeds": 11,
-        "ok": 4,
+        "feeds": 12,
+        "ok": 5,
         "not_modified": 1,
         "error": 5,
         "timeout": 1,
