@@ -169,7 +169,10 @@ def alerts_resend(
     failed = [r for r in results if not r.ok]
     summary = f"{len(results) - len(failed)} resent, {len(failed)} failed"
     if target.bootstrap:
-        summary += " (queued: the workers deliver them)"
+        summary += (
+            " (queued: the workers deliver them; each stays in `monitor alerts dead` until"
+            " delivered, or comes back there with the new error)"
+        )
     out.print(summary, markup=False, highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)

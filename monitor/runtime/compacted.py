@@ -100,10 +100,16 @@ async def open_producer(bootstrap: str) -> AIOKafkaProducer:
     return producer
 
 
-async def send(producer: AIOKafkaProducer, topic: str, key: str, value: bytes | None) -> None:
+async def send(
+    producer: AIOKafkaProducer,
+    topic: str,
+    key: str,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
     """One record, waited for; a null value is a tombstone."""
     try:
-        await producer.send_and_wait(topic, value, key=key.encode())
+        await producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
     except KafkaError as exc:
         raise ConfigError(f"could not write to Kafka topic {topic}: {exc}") from None
 

@@ -5,9 +5,12 @@ and sent again on request (``monitor alerts dead`` / ``monitor alerts resend``).
   delivers from this process, through the route's sink and the same ledger as ``monitor run``:
   delivered (or found already delivered) -> the row goes; failed again -> it stays, with the
   new error.
-* Kafka: the compacted topic ``news.alerts.dead`` (same key; a null value: resent or resolved).
-  A resend puts the alert back on ``news.alerts`` (key: story id) for the workers' deliver
-  agent, then writes the null value. Should it fail again, the worker keeps it anew.
+* Kafka: the compacted topic ``news.alerts.dead`` (same key; a null value: delivered after
+  all). A resend puts the alert back on ``news.alerts`` (key: story id), marked with the
+  :data:`RESEND` header, for the workers' deliver agent; the worker that delivers it writes
+  the null value, and should it fail again, the worker keeps it anew. Only the deliver agent
+  writes the topic after a resend: clearing it from the command as well could erase the fresh
+  entry of an alert that failed again before the clearing landed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from monitor.sinks.registry import build_route_sinks
 from monitor.state.sqlite import Store
 
 DEAD_TABLE = "dead_alerts"
+# The header marking an alert put back on news.alerts by `monitor alerts resend`: its dead
+# entry is cleared by the worker once it is delivered.
+RESEND = "monitor-resend"
 
 # sent: delivered now; already_sent: the ledger says it went out before; queued: handed to the
 # Kafka workers; failed: still not delivered (kept, with the error).
@@ -159,17 +165,17 @@ async def kafka_dead(bootstrap: str, names: Topics) -> list[DeadEntry]:
 
 
 async def kafka_resend(bootstrap: str, names: Topics, entries: Sequence[DeadEntry]) -> list[Resent]:
-    """Each alert back onto the alerts topic, then its dead entry cleared. The alert goes
-    first, so a failure in between leaves the entry listed (and should the alert have got
-    through, resending it again is dropped by the worker's ledger): nothing is lost."""
+    """Each alert back onto the alerts topic, marked as a resend; its dead entry stays listed
+    until a worker has delivered it (and clears it). Resending it again meanwhile is dropped by
+    the worker's ledger: nothing is lost or sent twice."""
     results: list[Resent] = []
     producer = await open_producer(bootstrap)
     try:
         for entry in entries:
             alert = entry.dead.alert
             try:
-                await send(producer, names.alerts, alert.story_id, alert.model_dump_json().encode())
-                await send(producer, names.alerts_dead, entry.key, None)
+                value = alert.model_dump_json().encode()
+                await send(producer, names.alerts, alert.story_id, value, [(RESEND, b"1")])
             except MonitorError as exc:
                 results.append(Resent(entry, "failed", str(exc)))
                 continue

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -36,7 +36,16 @@ from pydantic import BaseModel, ValidationError
 from monitor.health import Health, Heartbeat, Server
 from monitor.logs import log
 from monitor.metrics import Metrics
-from monitor.models import Alert, Article, DeadAlert, Silence, Story, StoryEvent, TaggedArticle
+from monitor.models import (
+    Alert,
+    Article,
+    DeadAlert,
+    Delivery,
+    Silence,
+    Story,
+    StoryEvent,
+    TaggedArticle,
+)
 from monitor.pipeline.alerting import Thread
 from monitor.pipeline.cluster import Signed
 from monitor.pipeline.dispatch import Bucket, Dispatcher, Held
@@ -45,6 +54,7 @@ from monitor.rules.models import Route
 from monitor.rules.reload import RuleReloader, on_published
 from monitor.rules.ruleset import RuleSet
 from monitor.runtime.compacted import follow
+from monitor.runtime.dead import RESEND
 from monitor.runtime.delivery import Deliverer, RetryPolicy, ledger_key
 from monitor.runtime.outflow import Outflow, SilencedAlert
 from monitor.runtime.silences import follow_silences
@@ -71,6 +81,13 @@ def sweep_interval(routes: list[Route]) -> float:
 
 def is_tick(event: Any) -> bool:
     return bool(event.message.key == TICK)
+
+
+def is_resend(event: Any) -> bool:
+    """Whether `monitor alerts resend` put this alert back (its RESEND header)."""
+    headers = event.message.headers or ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return any(name == RESEND for name, _ in pairs)
 
 
 def story_partition(story_id: str, partitions: int) -> int:
@@ -250,14 +267,33 @@ def build_app(
             except Exception as exc:
                 await dead_letter(event, "alerting", f"{type(exc).__name__}: {exc}")
 
+    # Keys of alerts `monitor alerts resend` put back, until they are delivered (their dead
+    # entry then cleared here) or dead again (kept anew by Outflow). In memory: after a
+    # restart an entry delivered meanwhile stays listed, and resending it again clears it.
+    resent: set[str] = set()
+
+    async def clear_resent(results: list[Delivery]) -> None:
+        for r in results:
+            key = f"{r.alert_id}|{r.route}"
+            if key not in resent or r.outcome == "retry":
+                continue
+            resent.discard(key)
+            if r.outcome not in {"error", "no_route"}:
+                await t_alerts_dead.send(key=key.encode(), value=None)
+
     @app.agent(t_alerts, name="deliver")
     async def deliver(stream: Any) -> None:
         async for event, alert in records(stream, Alert, "deliver"):
             try:
                 now = datetime.now(UTC)
+                results: list[Delivery] = []
                 if alert is not None:
-                    await outflow.admit(alert, now)
-                await outflow.flush(now)
+                    if is_resend(event):
+                        resent.add(ledger_key(alert))
+                    results += await outflow.admit(alert, now)
+                results += await outflow.flush(now)
+                if resent:
+                    await clear_resent(results)
             except Exception as exc:
                 await dead_letter(event, "deliver", f"{type(exc).__name__}: {exc}")
 

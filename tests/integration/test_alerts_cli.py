@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,12 +165,12 @@ async def test_resend_names_alerts_by_id_or_key_and_reports_unknown_ones(tmp_pat
 # --- Kafka ---------------------------------------------------------------------------------------
 
 
-def dead_alert(title: str) -> DeadAlert:
+def dead_alert(title: str, route: str = "archive") -> DeadAlert:
     now = datetime.now(UTC)
     alert = Alert(
         id=f"a{os.urandom(8).hex()}",
         story_id=f"s{os.urandom(6).hex()}",
-        route="archive",
+        route=route,
         sink="jsonl",
         kind="opened",
         level=Level.high,
@@ -196,6 +197,8 @@ def test_kafka_dead_alert_is_listed_resent_to_the_workers_and_cleared(
     env = {**d.env, "COLUMNS": "200"}
     kept = dead_alert("Dam [bold]breach[/bold] upstream of the capital")
     other = dead_alert("A second undelivered story")
+    # a route no worker has: it fails again at once, as a refused login would
+    again = dead_alert("Fails again at once", route="retired-route")
     key = ledger_key(kept.alert)
     produce(
         d,
@@ -203,6 +206,7 @@ def test_kafka_dead_alert_is_listed_resent_to_the_workers_and_cleared(
         [
             (key.encode(), kept.model_dump_json().encode()),
             (ledger_key(other.alert).encode(), other.model_dump_json().encode()),
+            (ledger_key(again.alert).encode(), again.model_dump_json().encode()),
         ],
     )
 
@@ -218,7 +222,8 @@ def test_kafka_dead_alert_is_listed_resent_to_the_workers_and_cleared(
 
     listed = cli("alerts", "dead", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert {e["key"] for e in json.loads(listed.stdout)} == {key, ledger_key(other.alert)}
+    everything = {key, ledger_key(other.alert), ledger_key(again.alert)}
+    assert {e["key"] for e in json.loads(listed.stdout)} == everything
     table = cli("alerts", "dead")
     assert table.returncode == 0, table.stderr
     assert "[bold]breach[/bold]" in table.stdout  # an untrusted title, shown as written
@@ -229,15 +234,11 @@ def test_kafka_dead_alert_is_listed_resent_to_the_workers_and_cleared(
     assert resend.returncode == 0, resend.stdout + resend.stderr
     assert "queued" in resend.stdout
 
-    # back on news.alerts, keyed by story, and the dead entry cleared with a null value
+    # back on news.alerts, keyed by story
     alerts = [(k, v) for k, v in read_topic(d, "news.alerts") if k == kept.alert.story_id.encode()]
     assert [Alert.model_validate_json(v).id for _, v in alerts] == [kept.alert.id]
-    dead_values = [v for k, v in read_topic(d, "news.alerts.dead") if k == key.encode()]
-    assert dead_values[-1] is None
-    left = json.loads(cli("alerts", "dead", "--json").stdout)
-    assert [e["key"] for e in left] == [ledger_key(other.alert)]
 
-    # the worker delivers it, once
+    # the worker delivers it, once, and then clears its dead entry with a null value
     wait_for(
         lambda: any(a.get("alert_id") == kept.alert.id for a in d.alerts()),
         90,
@@ -245,3 +246,21 @@ def test_kafka_dead_alert_is_listed_resent_to_the_workers_and_cleared(
         d,
     )
     assert Counter(a.get("alert_id") for a in d.alerts())[kept.alert.id] == 1
+
+    def dead_values(k: str) -> list[bytes | None]:
+        return [v for rk, v in read_topic(d, "news.alerts.dead") if rk == k.encode()]
+
+    wait_for(lambda: dead_values(key)[-1] is None, 30, "the dead entry cleared", d)
+    left = json.loads(cli("alerts", "dead", "--json").stdout)
+    assert {e["key"] for e in left} == {ledger_key(other.alert), ledger_key(again.alert)}
+
+    # resent and failed again at once: kept anew with the new error, never erased
+    again_key = ledger_key(again.alert)
+    assert cli("alerts", "resend", again.alert.id).returncode == 0
+    wait_for(lambda: len(dead_values(again_key)) == 2, 60, "the fresh dead entry", d)
+    time.sleep(2)  # nothing clears it afterwards
+    [_, fresh] = dead_values(again_key)
+    assert fresh is not None
+    assert "not active" in DeadAlert.model_validate_json(fresh).delivery.error
+    left = {e["key"] for e in json.loads(cli("alerts", "dead", "--json").stdout)}
+    assert left == {ledger_key(other.alert), again_key}
