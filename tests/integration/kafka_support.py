@@ -120,9 +120,7 @@ class Deployment:
         )
 
     def alerts(self) -> list[dict[str, object]]:
-        if not self.jsonl.exists():
-            return []
-        return [json.loads(line) for line in self.jsonl.read_text().splitlines() if line.strip()]
+        return jsonl_lines(self.jsonl)
 
     def stop(self) -> None:
         for proc in self.workers:
@@ -141,6 +139,16 @@ class Deployment:
             out.append(f"--- {path.name}")
             out.extend(path.read_text(errors="replace").splitlines()[-lines:])
         return "\n".join(out)
+
+
+def jsonl_lines(path: Path) -> list[dict[str, object]]:
+    """The complete lines of a JSON-lines file a running process appends to: a last line
+    without its newline is still being written, and is left for the next read."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str, d: Deployment) -> None:

@@ -16,6 +16,7 @@ from tests.integration.kafka_support import (
     Deployment,
     TopicTail,
     delivered_twice,
+    jsonl_lines,
     undecided,
 )
 
@@ -68,9 +69,7 @@ def wait_until(
 
 
 def jsonl_alerts(path: Path) -> list[dict[str, object]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return jsonl_lines(path)
 
 
 def alert_keys(d: Deployment, route: str) -> set[tuple[str, str]]:
