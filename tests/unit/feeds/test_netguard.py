@@ -26,6 +26,7 @@ from monitor.feeds.netguard import (
     is_refusal,
     url_refusal,
 )
+from tests.conftest import unavailable
 from tests.unit.feeds.helpers import FeedServer, rss
 
 LIMITS = FetchLimits(total_timeout=3.0, connect_timeout=1.0, read_timeout=1.0, max_bytes=64_000)
@@ -273,7 +274,7 @@ async def other_host() -> AsyncIterator[FeedServer]:
         await site.start()
     except OSError as exc:  # pragma: no cover - a system without the whole 127/8 on loopback
         await runner.cleanup()
-        pytest.skip(f"cannot bind 127.0.0.2: {exc}")
+        unavailable(f"cannot bind 127.0.0.2: {exc}")
     host, port = runner.addresses[0][:2]
     srv.base = f"http://{host}:{port}"
     try:
