@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from monitor.runtime.kafka_poll import run_poller
 from monitor.settings import Settings
 from monitor.sinks.testing import ListSink
 from monitor.state.sqlite import Store
+from tests.conftest import free_port, until
 from tests.integration.kafka_support import Deployment, read_all
 from tests.integration.websub_hub import LocalHub
 
@@ -102,21 +102,6 @@ async def site() -> AsyncIterator[Site]:
     state.base = f"http://{host}:{port}"
     yield state
     await runner.cleanup()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def until(predicate: Callable[[], bool], within: float, what: str) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
 
 
 def feed_file(tmp_path: Path, site: Site) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,13 +18,8 @@ from monitor.rules.ruleset import RuleSet
 from monitor.runtime.embedded import EmbeddedRuntime
 from monitor.settings import Settings
 from monitor.sinks.testing import ListSink
+from tests.conftest import free_port
 from tests.integration.kafka_support import REPO, Deployment, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get(url: str) -> tuple[int, str]:

@@ -6,20 +6,14 @@ aside as dead, and nothing is sent twice."""
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.request
 
 from monitor.models import Alert
+from tests.conftest import free_port
 from tests.integration.kafka_support import Deployment, TopicTail, produce, sample_articles
 from tests.reliability.support import wait_until
 from tests.unit.feeds.served import Reply, ThreadedServer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def raised(d: Deployment) -> dict[str, set[str]]:

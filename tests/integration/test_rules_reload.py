@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from monitor.rules.ruleset import load_ruleset
 from monitor.runtime.embedded import EmbeddedRuntime
 from monitor.settings import Settings
 from monitor.sinks.testing import ListSink
-from tests.conftest import RULES
+from tests.conftest import RULES, until
 
 ZEPPELIN_RULE = """\
 rules:
@@ -61,13 +60,6 @@ async def feed() -> AsyncIterator[tuple[str, list[tuple[str, str]]]]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield f"http://127.0.0.1:{port}/feed.xml", items
     await runner.cleanup()
-
-
-async def until(condition: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
 
 
 async def test_a_rule_edit_applies_to_the_next_articles_without_a_restart(

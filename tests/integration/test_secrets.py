@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import sqlite3
 import sys
 import time
@@ -37,7 +36,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tests.conftest import REPO, RULES
+from tests.conftest import REPO, RULES, free_port
 from tests.unit.sinks.slack_server import GarbageServer, SlackServer
 
 # Few, short retries where settings can ask for them (MONITOR_DELIVERY_ATTEMPTS, ..._MAX_DELAY).
@@ -86,14 +85,6 @@ routes:
 """
 RUN_TIMEOUT = 60.0
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # -- the secrets, and every form they might leak in --------------------------------------------

@@ -8,13 +8,11 @@ import json
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from contextlib import suppress
 
 from monitor.models import Silence
 from monitor.runtime.silences import follow_silences
-from tests.conftest import REPO
+from tests.conftest import REPO, until
 from tests.integration.kafka_support import Deployment, produce
 
 
@@ -32,16 +30,6 @@ async def cli(d: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return subprocess.CompletedProcess(list(args), proc.returncode, out.decode(), err.decode())
-
-
-async def until(condition: Callable[[], bool], within: float, what: str) -> float:
-    """Seconds it took for ``condition`` to hold."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.1)
-    return time.monotonic() - started
 
 
 def silence_id(output: str) -> str:

@@ -29,6 +29,7 @@ from monitor.feeds.websub import (
     signature_ok,
 )
 from monitor.metrics import Metrics
+from tests.conftest import until
 from tests.integration.websub_hub import LocalHub, serve
 
 FEED = "wire"
@@ -111,14 +112,6 @@ async def ours() -> AsyncIterator[Factory]:
             if not side.stop.is_set():
                 await side.close()
         await sessions.close()
-
-
-async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        await asyncio.sleep(0.01)
 
 
 def offered(hub: LocalHub) -> Discovery:

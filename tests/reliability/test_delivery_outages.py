@@ -19,7 +19,6 @@ import asyncio
 import email
 import email.policy
 import shutil
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from monitor.runtime.embedded import EmbeddedRuntime
 from monitor.settings import Settings
 from monitor.state.archive import ArticleArchive
 from monitor.state.sqlite import Store
-from tests.conftest import RULES, unavailable
+from tests.conftest import RULES, free_port, unavailable
 from tests.integration.kafka_support import corpus_articles, sample_articles, undecided
 from tests.reliability.feeds import FeedServer, items_from
 from tests.reliability.support import Scenario, seeded
@@ -64,12 +63,6 @@ class Inbox:
         self.messages.append(email.message_from_bytes(raw, policy=email.policy.default))  # type: ignore[arg-type]
         self.first_at = self.first_at or time.monotonic()
         return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_default_retries_outlast_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:

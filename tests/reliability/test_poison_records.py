@@ -10,11 +10,11 @@ other; one with a lone surrogate is either decided or dead-lettered, never lost.
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from datetime import UTC, datetime
 
 from monitor.models import Article
+from tests.conftest import free_port
 from tests.integration.kafka_support import (
     Decided,
     Deployment,
@@ -93,12 +93,6 @@ def hostile(now: datetime) -> list[Article]:
         )
     )
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def dead_letter_counts(port: int) -> dict[str, float]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +29,7 @@ from monitor.runtime import embedded
 from monitor.runtime.embedded import EmbeddedRuntime
 from monitor.settings import Settings
 from monitor.state.sqlite import Store
-from tests.conftest import RULES
+from tests.conftest import RULES, until
 from tests.integration.kafka_support import sample_articles, undecided
 from tests.reliability.support import Scenario
 
@@ -51,13 +50,6 @@ def zeppelin(n: int) -> Article:
         published=now,
         fetched_at=now,
     )
-
-
-async def until(condition: Callable[[], bool], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_reloads_failing_half_way_change_nothing(tmp_path: Path, scenario: Scenario) -> None:
