@@ -179,7 +179,7 @@ class Metrics:
         self.websub_notifications = Counter(
             "monitor_websub_notifications",
             "Content pushed by WebSub hubs, by outcome (ok, bad_signature, unsigned, gone, "
-            "too_large, error).",
+            "too_large, unreadable: no feed in it, error: not handed on, the hub retries).",
             ["feed", "outcome"],
             registry=r,
         )

@@ -39,6 +39,7 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from monitor.errors import FeedError
 from monitor.feeds.netguard import SessionFor, url_refusal
 from monitor.logs import log
 from monitor.metrics import Metrics
@@ -505,6 +506,12 @@ class Subscriber:
             return web.Response(status=202, text="accepted", content_type="text/plain")
         try:
             await self.on_content(feed, body)
+        except FeedError as exc:
+            # Signed, but no feed in it (an entity bomb, garbage): pushing it again will not
+            # help, so the hub is told it arrived; the next poll reads the feed itself.
+            self.notifications.labels(feed, "unreadable").inc()
+            log.warning("websub_content_unreadable", feed=feed, bytes=len(body), error=str(exc))
+            return web.Response(status=202, text="accepted", content_type="text/plain")
         except Exception:
             self.notifications.labels(feed, "error").inc()
             log.exception("websub_content_failed", feed=feed, bytes=len(body))

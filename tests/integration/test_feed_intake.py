@@ -173,13 +173,20 @@ async def test_full_text_guard_and_websub_in_a_running_pipeline(
         # a forged push (wrong secret) is acknowledged and ignored
         forged = rss(item("Forged headline about an invasion", f"{site.base}/f", "x"))
         assert await hub.publish(forged.encode(), secret="not-the-secret") == [202]
+        # a signed billion-laughs document: refused unread, acknowledged (pushing it again
+        # would not help), and the runtime goes on
+        lol = '<!ENTITY a "' + "ha" * 50_000 + '">'
+        bomb = f'<?xml version="1.0"?><!DOCTYPE rss [{lol}]><rss><channel><title>{"&a;" * 20_000}'
+        assert await hub.publish(bomb.encode()) == [202]
         await asyncio.sleep(0.5)
         assert not any("Forged" in a.title for a in sink.alerts)
+        assert not running.done()
     finally:
         runtime._stop.set()
         await running
-    labels = {"feed": "pushing", "outcome": "bad_signature"}
-    assert metrics.registry.get_sample_value("monitor_websub_notifications_total", labels) == 1
+    for outcome in ("ok", "bad_signature", "unreadable"):
+        labels = {"feed": "pushing", "outcome": outcome}
+        assert metrics.registry.get_sample_value("monitor_websub_notifications_total", labels) == 1
     # the subscription (its secret too) is kept in the state file for the next start
     store = Store(tmp_path / "state.db")
     try:

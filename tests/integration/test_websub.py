@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from monitor.errors import FeedError
 from monitor.feeds.fetch import FetchLimits
 from monitor.feeds.netguard import GuardedSessions
 from monitor.feeds.websub import (
@@ -406,6 +407,19 @@ async def test_oversized_content_is_refused_and_a_processing_failure_is_a_500(
     assert calls == 1
     assert side.count("notifications", feed=FEED, outcome="too_large") == 1
     assert side.count("notifications", feed=FEED, outcome="error") == 1
+
+
+async def test_unreadable_content_is_acknowledged_so_the_hub_does_not_push_it_again(
+    hub: LocalHub, ours: Factory
+) -> None:
+    async def unreadable(feed: str, body: bytes) -> None:
+        raise FeedError(feed, "not a feed: no entries and no channel")
+
+    side = await ours(on_content=unreadable)
+    await subscribed(hub, side)
+    assert await hub.publish(b"<html>garbage</html>") == [202]
+    assert side.count("notifications", feed=FEED, outcome="unreadable") == 1
+    assert side.count("notifications", feed=FEED, outcome="error") == 0
 
 
 def test_the_callback_base_must_be_an_http_url() -> None:
