@@ -172,11 +172,19 @@ def test_poison_on_every_topic_and_hostile_text(deployment: Deployment, scenario
         for t, s in STAGE.items()
     }, counted
 
-    # hostile text: decided (the same story: they tell the same news), alerted under the
-    # first one's title, one parseable line per alert (d.alerts() parsed every line)
+    # hostile text: decided (the same story: they tell the same news), alerted under the title
+    # of whichever reached the worker first (they sit on different partitions, so which one
+    # that is varies from run to run), one parseable line per alert (d.alerts() parsed them)
     assert {a.id for a in bad} <= decided.ids
-    assert any("<!channel>" in str(a["title"]) for a in alerts), "the hostile story did not alert"
+    started = {f"s-{a.id}": a for a in bad}
+    story = [a for a in alerts if a["story_id"] in started or a["story_id"] == f"s-{surrogate.id}"]
+    assert story, "the hostile story did not alert"
+    for a in story:
+        assert "hostile-wire" in a["sources"]  # type: ignore[operator]
+        if (first := started.get(str(a["story_id"]))) is not None:
+            assert a["title"] == first.title, "the hostile title did not reach the sink whole"
     scenario.note(
         f"{sent} poison records on 4 topics -> {len(poisoned)} dead letters, counted {counted}; "
-        f"lone surrogate: {'decided' if surrogate_decided else 'dead-lettered'}"
+        f"lone surrogate: {'decided' if surrogate_decided else 'dead-lettered'}; "
+        f"the hostile story opened by {str(story[0]['story_id']).removeprefix('s-')}"
     )
