@@ -5,7 +5,7 @@ from __future__ import annotations
 # Imported for the commands they register, in this order: the order `monitor --help` and
 # `monitor rules --help` list them in (the command groups, and rules before backtest).
 # isort: off
-from monitor.cli import runtimes, rules, backtest, silences, alerts, state, feeds  # noqa: F401
+from monitor.cli import runtimes, rules, backtest, silences, alerts, articles, state, feeds  # noqa: F401
 
 # isort: on
 from monitor.cli.backtest import rules_backtest

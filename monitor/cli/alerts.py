@@ -14,6 +14,7 @@ from rich.text import Text
 from monitor.cli.common import (
     JsonOption,
     app,
+    clip,
     err,
     load_rules_or_exit,
     out,
@@ -47,11 +48,6 @@ def _dead_entries(target: Target) -> list[DeadEntry]:
         store.close()
 
 
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 @alerts_app.command("dead")
 def alerts_dead(as_json: JsonOption = False, state: StateOption = None) -> None:
     """Alerts that could not be delivered after all retries: what, where, and why."""
@@ -77,8 +73,8 @@ def alerts_dead(as_json: JsonOption = False, state: StateOption = None) -> None:
             Text(alert.route),
             Text(alert.level.name),
             Text(alert.kind),
-            Text(_clip(alert.title, 60)),
-            Text(_clip(delivery.error or delivery.outcome, 80)),
+            Text(clip(alert.title, 60)),
+            Text(clip(delivery.error or delivery.outcome, 80)),
             Text(when(delivery.at)),
         )
     out.print(table)
@@ -159,7 +155,7 @@ def alerts_resend(
     for r in results:
         a = r.entry.dead.alert
         out.print(_RESENT_LABEL[r.outcome], end=" ")
-        line = f"{a.id} -> {a.route}: {_clip(a.title, 70)}"
+        line = f"{a.id} -> {a.route}: {clip(a.title, 70)}"
         out.print(
             line + (f" ({r.error})" if r.error else ""),
             markup=False,

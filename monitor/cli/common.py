@@ -105,3 +105,9 @@ def did_you_mean(value: str, known: Iterable[str]) -> str:
 
 def when(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def clip(text: str, width: int) -> str:
+    """One line of at most ``width`` characters (for table cells of untrusted text)."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -7,7 +7,7 @@ import asyncio
 import random
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
@@ -33,9 +33,9 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     return [TopicPartition(topic, p) for p in sorted(parts or ())]
 
 
-async def read_latest(bootstrap: str, topic: str) -> dict[str, bytes]:
-    """A compacted topic read from the beginning to its current end: key -> latest value, keys
-    whose latest value is null left out. A topic that does not exist yet reads as empty."""
+async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of a topic from its beginning to its current end, in order per partition
+    (partitions one after the other). A topic that does not exist yet reads as empty."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -51,11 +51,11 @@ async def read_latest(bootstrap: str, topic: str) -> dict[str, bytes]:
     try:
         tps = await _partitions(consumer, topic)
         if not tps:
-            return {}
+            return []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        latest: dict[str, bytes] = {}
+        got: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {tp: [] for tp in tps}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _READ_TIMEOUT
 
@@ -69,22 +69,29 @@ async def read_latest(bootstrap: str, topic: str) -> dict[str, bytes]:
                     f"from Kafka at {bootstrap}"
                 )
             batch = await consumer.getmany(*tps, timeout_ms=1000)
-            for records in batch.values():
-                for r in records:
-                    if r.offset >= ends[TopicPartition(r.topic, r.partition)]:
-                        continue  # written after we looked: not part of this snapshot
-                    if r.key is None:
-                        continue
-                    key = r.key.decode("utf-8", "replace")
-                    if r.value is None:
-                        latest.pop(key, None)
-                    else:
-                        latest[key] = r.value
-        return latest
+            for tp, records in batch.items():
+                # written after we looked: not part of this snapshot
+                got[tp].extend(r for r in records if r.offset < ends[tp])
+        return [r for tp in tps for r in got[tp]]
     except KafkaError as exc:
         raise _unreachable(bootstrap, exc) from None
     finally:
         await consumer.stop()
+
+
+async def read_latest(bootstrap: str, topic: str) -> dict[str, bytes]:
+    """A compacted topic read from the beginning to its current end: key -> latest value, keys
+    whose latest value is null left out. A topic that does not exist yet reads as empty."""
+    latest: dict[str, bytes] = {}
+    for r in await read_to_end(bootstrap, topic):
+        if r.key is None:
+            continue
+        key = r.key.decode("utf-8", "replace")
+        if r.value is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = r.value
+    return latest
 
 
 async def open_producer(bootstrap: str) -> AIOKafkaProducer:

@@ -10,6 +10,7 @@ outbox, and the ledger turns that into nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +27,7 @@ from monitor.pipeline.dispatch import Bucket, Dispatcher, Held
 from monitor.pipeline.spike import SpikeCounts
 from monitor.rules.reload import RuleReloader, watch_directory
 from monitor.rules.ruleset import RuleSet
+from monitor.runtime.deadletters import REPLAY_ARTICLES, keep_article, queued_replays
 from monitor.runtime.delivery import Deliverer, RetryPolicy, ledger_key
 from monitor.runtime.outflow import Outflow, SilencedAlert
 from monitor.runtime.signals import stop_on_signals
@@ -38,6 +40,7 @@ from monitor.state.lock import running_on
 from monitor.state.sqlite import Store
 
 _DONE = object()
+_REPLAYS = object()  # in the article queue: take up the articles queued for replay
 _PRUNE_EVERY = 500  # articles between closing quiet stories
 _TICK = 1.0  # seconds between checks for held batches that are due
 
@@ -192,9 +195,16 @@ class EmbeddedRuntime:
             # the process loop saves these feed states once the round's articles are committed
             await articles.put(_Round(results))
 
+        def turned() -> None:
+            # the loop is alive even when no feed is due (adaptive intervals reach hours)
+            self.polled.beat()
+            # and articles `monitor articles replay` queued are taken up at least once a
+            # minute, feeds due or not (a full queue is busy: the next turn will do)
+            with contextlib.suppress(asyncio.QueueFull):
+                articles.put_nowait(_REPLAYS)
+
         try:
-            # idle: the loop is alive even when no feed is due (adaptive intervals reach hours)
-            await self.intake.run(hand_on, self._stop, once, idle=self.polled.beat)
+            await self.intake.run(hand_on, self._stop, once, idle=turned)
         finally:
             await articles.put(_DONE)
 
@@ -215,34 +225,55 @@ class EmbeddedRuntime:
                     for alert in resolved:
                         await outgoing.put(ledger_key(alert))
                     continue
-                assert isinstance(item, Article)
-                if self.archive is not None:
-                    self.archive.add(item)  # before processing: a failing article is kept too
-                try:
-                    alerts = self.pipeline.process(item)
-                except Exception:  # one bad article must not stop the stream
-                    log.exception("article_failed", article_id=item.id, feed=item.source)
-                    self.store.rollback()  # none of its half-made changes, but keep it
-                    if self.archive is not None:
-                        self.archive.add(item)
-                    self.metrics.dead_letters.labels("process").inc()
-                    self.store.table("dead_articles")[item.id] = item.model_dump(mode="json")
-                    self.store.commit()
+                if item is _REPLAYS:
+                    await self._replay(outgoing)
                     continue
-                for alert in alerts:
-                    self.outbox[ledger_key(alert)] = alert
-                # stories close by event time (the news' own clock), so replays behave alike
-                self._event_time = max(self._event_time, item.published)
-                if self.pipeline.counts.articles % _PRUNE_EVERY == 0:
-                    self.pipeline.prune(self._event_time)
-                    if self.archive is not None:
-                        keep = timedelta(days=self.settings.archive_days)
-                        self.archive.prune(datetime.now(UTC) - keep)
-                self.store.commit()
-                for alert in alerts:
-                    await outgoing.put(ledger_key(alert))
+                assert isinstance(item, Article)
+                await self._process(item, outgoing)
         finally:
             await outgoing.put(_DONE)
+
+    async def _replay(self, outgoing: asyncio.Queue[object]) -> None:
+        """Articles `monitor articles replay` queued (from another process): through the
+        pipeline like any other; one failing again is set aside anew, with its new error."""
+        for article in queued_replays(self.store):
+            log.info("article_replayed", article_id=article.id, feed=article.source)
+            await self._process(article, outgoing, replay=True)
+
+    async def _process(
+        self, item: Article, outgoing: asyncio.Queue[object], replay: bool = False
+    ) -> None:
+        # A replayed article leaves the queue in the transaction that decides it.
+        replays = self.store.table(REPLAY_ARTICLES)
+        if replay:
+            replays.pop(item.id, None)
+        if self.archive is not None:
+            self.archive.add(item)  # before processing: a failing article is kept too
+        try:
+            alerts = self.pipeline.process(item)
+        except Exception as exc:  # one bad article must not stop the stream
+            log.exception("article_failed", article_id=item.id, feed=item.source)
+            self.store.rollback()  # none of its half-made changes, but keep it
+            if replay:
+                replays.pop(item.id, None)
+            if self.archive is not None:
+                self.archive.add(item)
+            self.metrics.dead_letters.labels("process").inc()
+            keep_article(self.store, item, "process", f"{type(exc).__name__}: {exc}")
+            self.store.commit()
+            return
+        for alert in alerts:
+            self.outbox[ledger_key(alert)] = alert
+        # stories close by event time (the news' own clock), so replays behave alike
+        self._event_time = max(self._event_time, item.published)
+        if self.pipeline.counts.articles % _PRUNE_EVERY == 0:
+            self.pipeline.prune(self._event_time)
+            if self.archive is not None:
+                keep = timedelta(days=self.settings.archive_days)
+                self.archive.prune(datetime.now(UTC) - keep)
+        self.store.commit()
+        for alert in alerts:
+            await outgoing.put(ledger_key(alert))
 
     async def _deliver_loop(self, outgoing: asyncio.Queue[object]) -> None:
         """Hands each alert to its route's lane: a destination that is down and being retried

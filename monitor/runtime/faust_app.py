@@ -55,6 +55,7 @@ from monitor.rules.reload import RuleReloader, on_published
 from monitor.rules.ruleset import RuleSet
 from monitor.runtime.compacted import follow
 from monitor.runtime.dead import RESEND
+from monitor.runtime.deadletters import kept_value
 from monitor.runtime.delivery import Deliverer, RetryPolicy, ledger_key
 from monitor.runtime.outflow import Outflow, SilencedAlert
 from monitor.runtime.silences import follow_silences
@@ -193,7 +194,7 @@ def build_app(
     async def dead_letter(event: Any, stage: str, error: str) -> None:
         metrics.dead_letters.labels(stage).inc()
         msg = event.message
-        raw_value = msg.value if isinstance(msg.value, bytes) else str(msg.value).encode()
+        raw_value = msg.value if isinstance(msg.value, bytes) else str(msg.value or "").encode()
         record = {
             "stage": stage,
             "topic": msg.topic,
@@ -201,7 +202,7 @@ def build_app(
             "offset": msg.offset,
             "key": msg.key.decode("utf-8", "replace") if isinstance(msg.key, bytes) else "",
             "error": error[:2000],
-            "value": raw_value[:100_000].decode("utf-8", "replace"),
+            **kept_value(raw_value),
             "at": datetime.now(UTC).isoformat(),
         }
         log.error("dead_letter", stage=stage, topic=msg.topic, offset=msg.offset, error=error[:300])

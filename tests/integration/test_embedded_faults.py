@@ -40,7 +40,9 @@ async def test_a_failing_article_is_set_aside_and_the_rest_go_on(
     store = Store(tmp_path / "s.db")
     dead = store.table("dead_articles")
     assert list(dead) == victims
-    assert Article.model_validate(dead[victims[0]]).id == victims[0]
+    kept = dead[victims[0]]
+    assert Article.model_validate(kept["article"]).id == victims[0]
+    assert (kept["stage"], kept["error"]) == ("process", "RuntimeError: injected fault")
     # its exact-dedupe keys were rolled back with the rest of its changes: a later poll of the
     # same article is not mistaken for a duplicate, so it is not lost
     assert not any(v.startswith(victims[0]) for v in store.table("seen").values())
