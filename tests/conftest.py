@@ -6,13 +6,16 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
 from monitor.rules.ruleset import RuleSet, load_ruleset
+
+if TYPE_CHECKING:
+    from tests.integration.kafka_support import Deployment
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -27,11 +30,19 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A port on 127.0.0.1 nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port on 127.0.0.1 nothing listens on (bound, then released), never one handed out
+    before in this session: two taken back to back could otherwise be the same."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 async def until(
@@ -66,3 +77,19 @@ def seed() -> tuple[str, str]:
     text = corpus("seed", "putin-military-technical-measures.txt").read_text(encoding="utf-8")
     title, _, body = text.strip().partition("\n")
     return title.strip(), body.strip()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    """One isolated deployment on the shared broker (its own topics and consumer group); its
+    workers stopped and its topics deleted afterwards: a broker collecting every test's
+    partitions slows down through the suite, and every later Kafka wait gets tighter."""
+    from tests.integration.kafka_support import Deployment, delete_topics, require_kafka
+
+    d = Deployment(tmp_path, require_kafka())
+    yield d
+    d.stop()
+    try:
+        delete_topics(d)
+    except Exception as exc:  # a scenario stopping the broker may have taken it away
+        print(f"could not delete the topics of {d.prefix}: {exc}")

@@ -92,9 +92,14 @@ async def test_a_destination_being_retried_holds_up_only_its_own_route(tmp_path:
     while not (jsonl.exists() and len(jsonl.read_text().splitlines()) >= 2):
         assert time.monotonic() - started < 20, "the JSON-lines alerts never arrived"
         await asyncio.sleep(0.05)
+    json_took = time.monotonic() - started
     assert not run.done(), "email was not being retried"
-    assert time.monotonic() - started < 5, "the JSON-lines route waited for email's retries"
     report = await asyncio.wait_for(run, 60)
+    # Email's backoff is sleep, the same on any machine; the JSON lines' time is CPU, longer on
+    # a loaded one: compare the two, not the JSON lines with a fixed bound.
+    total = time.monotonic() - started
+    print(f"JSON lines after {json_took:.1f}s; email's retries over after {total:.1f}s")
+    assert json_took < total / 2, "the JSON-lines route waited for email's retries"
     lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert report.failed == len(lines) >= 2  # every high alert: once in JSON lines, none by email
     store = Store(tmp_path / "s.db")

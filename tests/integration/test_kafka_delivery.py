@@ -65,7 +65,9 @@ def test_a_failing_destination_holds_up_no_other_route(deployment: Deployment) -
         )
         d.start_worker()
         articles = sample_articles()
-        produce(d, "news.articles", [(a.id.encode(), a.model_dump_json().encode()) for a in articles])
+        produce(
+            d, "news.articles", [(a.id.encode(), a.model_dump_json().encode()) for a in articles]
+        )
 
         decided = Decided(d)
 

@@ -43,7 +43,10 @@ def test_run_with_its_metrics_port_taken(taken: int, tmp_path: Path) -> None:
         "--once",
     )
     assert run.returncode == 2
-    assert f"error: MONITOR_METRICS_HOST/MONITOR_METRICS_PORT: cannot listen on 127.0.0.1:{taken}" in run.stderr
+    assert (
+        f"error: MONITOR_METRICS_HOST/MONITOR_METRICS_PORT: cannot listen on 127.0.0.1:{taken}"
+        in run.stderr
+    )
     assert "Traceback" not in run.stderr
 
 
@@ -55,7 +58,10 @@ def test_run_with_its_websub_port_taken(taken: int, tmp_path: Path) -> None:
     }
     run = monitor(env, "run")  # not --once: WebSub listens only in a long run
     assert run.returncode == 2
-    assert f"error: MONITOR_WEBSUB_HOST/MONITOR_WEBSUB_PORT: cannot listen on 127.0.0.1:{taken}" in run.stderr
+    assert (
+        f"error: MONITOR_WEBSUB_HOST/MONITOR_WEBSUB_PORT: cannot listen on 127.0.0.1:{taken}"
+        in run.stderr
+    )
     assert "Traceback" not in run.stderr
 
 
@@ -68,5 +74,8 @@ def test_worker_with_its_metrics_port_taken(taken: int, tmp_path: Path) -> None:
     }
     run = monitor(env, "worker")
     assert run.returncode == 2
-    assert f"error: MONITOR_METRICS_HOST/MONITOR_METRICS_PORT: cannot listen on 127.0.0.1:{taken}" in run.stderr
+    assert (
+        f"error: MONITOR_METRICS_HOST/MONITOR_METRICS_PORT: cannot listen on 127.0.0.1:{taken}"
+        in run.stderr
+    )
     assert "Traceback" not in run.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 from monitor.models import Story
 from monitor.state.sqlite import Store
 from tests.conftest import REPO
+from tests.integration.kafka_support import jsonl_lines
 
 TRAPS = [
     "home invasion",
@@ -41,9 +41,8 @@ def monitor(*args: str, cwd: Path = REPO, timeout: float = 120) -> subprocess.Co
 
 
 def alerts(path: Path) -> list[dict[str, object]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    # complete lines only: `monitor run` may be appending as we read
+    return jsonl_lines(path)
 
 
 def test_samples_once_alerts_the_seed_story_once_and_ignores_traps(tmp_path: Path) -> None:

@@ -82,8 +82,7 @@ async def test_cli_silences_reach_a_follower_and_go_away(deployment: Deployment)
         removed = await cli(d, "silence", "remove", by_rule)
         assert removed.returncode == 0, removed.stderr
         assert by_rule in removed.stdout
-        took = await until(lambda: by_rule not in silences, 10, "the removal to arrive")
-        assert took < 10
+        await until(lambda: by_rule not in silences, 10, "the removal to arrive")
         assert by_story in silences
 
         listed = await cli(d, "silence", "list", "--json")

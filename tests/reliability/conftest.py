@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.kafka_support import Deployment, delete_topics, require_kafka
 from tests.reliability.support import Scenario
 
 _REPORT = pytest.StashKey[list["Scenario"]]()
@@ -42,17 +41,6 @@ def scenario(request: pytest.FixtureRequest) -> Iterator[Scenario]:
     s.seconds = round(time.monotonic() - started, 1)
     s.outcome = request.node.stash.get(_OUTCOME, "?")
     request.config.stash.setdefault(_REPORT, []).append(s)
-
-
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    d = Deployment(tmp_path, require_kafka())
-    yield d
-    d.stop()
-    try:
-        delete_topics(d)
-    except Exception as exc:  # the broker's own scenario may have taken it away
-        print(f"could not delete the topics of {d.prefix}: {exc}")
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

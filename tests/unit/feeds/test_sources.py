@@ -216,6 +216,8 @@ def test_the_switches_load_from_yaml_and_a_wrong_type_is_located(tmp_path: Path)
     )
     [feed] = load_feeds(path)
     assert (feed.fetch_article, feed.allow_private, feed.websub) == (True, True, False)
-    bad = write(tmp_path, "feeds:\n  - name: a\n    url: https://a.example/rss\n    fetch_article: maybe\n")
+    bad = write(
+        tmp_path, "feeds:\n  - name: a\n    url: https://a.example/rss\n    fetch_article: maybe\n"
+    )
     [(line, _col, field, _message)] = located(bad)
     assert (line, field) == (4, "feeds[0].fetch_article")
