@@ -98,6 +98,7 @@ class Intake:
             settings.fetch_per_host,
             schedule,
             full_text=self.full_text,
+            pages=store.table("fulltext_pages") if self.full_text is not None else None,
         )
         self.subscriber: Subscriber | None = None
         if settings.websub_callback_url:

@@ -38,6 +38,10 @@ from monitor.models import Article
 MAX_BACKOFF = Schedule().max_backoff
 DEFAULT_PER_HOST = 2  # polls at once to one host: polite to the big hosts that serve many feeds
 DEFAULT_PARSERS = 2  # feeds parsed at once (threads): the event loop keeps its share of the GIL
+# Article pages handed on are remembered this long (feeds keep entries days, rarely weeks),
+# and forgotten ones looked for this often.
+_PAGES_KEEP = 30 * 86400.0
+_PAGES_PRUNE_EVERY = 3600.0
 _OUTCOMES = ("ok", "not_modified", "error", "timeout")
 
 
@@ -92,7 +96,13 @@ class Poller:
 
     ``on_fetched`` (optional) sees every response with a body (WebSub discovery reads the
     hub links there); it runs on the event loop and must be quick. ``full_text`` (optional)
-    fetches the article pages of ``fetch_article`` feeds once their feed is parsed."""
+    fetches the article pages of ``fetch_article`` feeds once their feed is parsed.
+
+    ``pages`` (optional, kept in state) remembers the article URLs of ``fetch_article`` feeds
+    already handed on: their pages are not fetched again, even after a restart. A later copy
+    of an article at the same URL is an exact duplicate downstream, whatever its body, so a
+    second fetch of its page could never change an outcome; it would only cost the outlet a
+    request (a changed feed of fifty entries: fifty pages after every restart)."""
 
     def __init__(
         self,
@@ -107,6 +117,7 @@ class Poller:
         rng: random.Random | None = None,
         on_fetched: OnFetched | None = None,
         full_text: FullText | None = None,
+        pages: MutableMapping[str, float] | None = None,
     ) -> None:
         self.sources = list(sources)
         self.state: MutableMapping[str, FeedState] = _Cached(state)
@@ -116,6 +127,8 @@ class Poller:
         self.per_host = per_host
         self.on_fetched = on_fetched
         self.full_text = full_text
+        self.pages = pages
+        self._pages_pruned = time.time()
         self._rng = rng or random.Random()
         self._gate = asyncio.Semaphore(concurrency)
         self._window = 4 * concurrency
@@ -163,13 +176,34 @@ class Poller:
         return st
 
     def settle(self, results: Sequence[PollResult]) -> None:
-        """Persist the feed states of polls whose articles have been handed on."""
+        """Persist the feed states of polls whose articles have been handed on (and the
+        article pages those carried, for ``fetch_article`` feeds)."""
+        self._remember_pages(results)
         for result in results:
             if result.outcome == PUSHED:
                 continue
             self.state[result.feed] = result.state
             if self.pending.get(result.feed) == result.state:
                 del self.pending[result.feed]
+
+    def _remember_pages(self, results: Sequence[PollResult]) -> None:
+        if self.pages is None:
+            return
+        now = time.time()
+        fetching = {s.name for s in self.sources if s.fetch_article}
+        for result in results:
+            if result.feed in fetching:
+                for article in result.articles:
+                    if article.url:
+                        self.pages[article.url] = now
+        if now - self._pages_pruned > _PAGES_PRUNE_EVERY:
+            self._pages_pruned = now
+            for url, at in list(self.pages.items()):
+                if now - at > _PAGES_KEEP:
+                    del self.pages[url]
+
+    def _page_known(self, article: Article) -> bool:
+        return self.pages is not None and article.url in self.pages
 
     # --- polling -----------------------------------------------------------------------------
 
@@ -265,7 +299,9 @@ class Poller:
     ) -> PollResult:
         if not (source.fetch_article and self.full_text is not None and result.articles):
             return result
-        articles = await self.full_text.enrich(session, source.name, result.articles)
+        articles = await self.full_text.enrich(
+            session, source.name, result.articles, skip=self._page_known
+        )
         return result.model_copy(update={"articles": articles})
 
     def _host(self, url: str) -> str:

@@ -43,6 +43,7 @@ LOSSES: dict[str, str] = {
     "t_buckets": "rate-limit counts: they start afresh",
     "t_slack_threads": "Slack threads: updates of earlier stories start new threads",
     "t_feeds": "feed state (ETags, schedules): every feed is fetched afresh",
+    "t_fulltext_pages": "article pages already fetched: fetched once more",
     "t_dead_articles": "articles a stage failed on, kept for `monitor articles replay`: lost",
     "t_replay_articles": "articles queued by `monitor articles replay`, not yet processed: lost",
     "archive": "the article archive that `monitor rules backtest --input state:` replays",
