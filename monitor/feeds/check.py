@@ -87,7 +87,10 @@ JSON_SCHEMA: dict[str, Any] = {
                     "title": {"type": "string"},
                     "final_url": {"type": "string", "description": "after redirects"},
                     "content_type": {"type": "string"},
-                    "format": {"type": "string", "description": "rss20, atom10, rss10, ..."},
+                    "format": {
+                        "type": "string",
+                        "description": "rss20, atom10, rss10, json11, ...",
+                    },
                     "encoding": {"type": "string"},
                     "seconds": {"type": "number", "minimum": 0},
                     "errors": {"type": "array", "items": {"type": "string"}},

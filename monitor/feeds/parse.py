@@ -1,4 +1,5 @@
-"""Feed bytes to Articles with feedparser. Synchronous and CPU-bound: callers run it in a thread.
+"""Feed bytes to Articles with feedparser (JSON Feed: :mod:`monitor.feeds.jsonfeed`).
+Synchronous and CPU-bound: callers run it in a thread.
 
 Feed bytes come from servers we do not control. Before feedparser sees them they are screened
 for XML entity bombs (see :func:`entity_bomb`); feedparser itself never reads external entities
@@ -23,6 +24,7 @@ import feedparser
 from monitor.errors import ParseError
 from monitor.feeds.canonical import canonical_url, url_key
 from monitor.feeds.html import clip_markup, html_to_text, one_line
+from monitor.feeds.jsonfeed import read_json_feed
 from monitor.feeds.sources import FeedSource
 from monitor.models import Article
 
@@ -208,6 +210,9 @@ def parse_document(
     ``base_url`` (the URL the bytes came from) resolves relative links; ``content_type`` (the
     HTTP Content-Type header) gives the character set when the server names one, as feedparser
     weighs it against the document's own declaration (RFC 3023)."""
+    json_feed = read_json_feed(data, base_url)
+    if json_feed is not None:
+        return _parsed(json_feed.entries, source, fetched_at, json_feed.title, json_feed.version)
     bomb = entity_bomb(data, content_type)
     if bomb:
         raise ParseError(source.name, f"refused: {bomb}")
@@ -235,7 +240,27 @@ def parse_document(
         detail = f"{type(reason).__name__}: {reason}"[:300] if reason else "no RSS or Atom element"
         raise ParseError(source.name, f"not a feed ({detail})")
     feed = parsed.get("feed", {})
-    title = one_line(clip_markup(feed.get("title", "") or "", _MAX_RAW_TITLE))[:_MAX_TITLE]
+    return _parsed(
+        entries,
+        source,
+        fetched_at,
+        feed.get("title", "") or "",
+        str(parsed.get("version") or ""),
+        str(parsed.get("encoding") or ""),
+        warning,
+    )
+
+
+def _parsed(
+    entries: list[Any],
+    source: FeedSource,
+    fetched_at: datetime,
+    raw_title: str,
+    version: str,
+    encoding: str = "utf-8",
+    warning: str = "",
+) -> ParsedFeed:
+    title = one_line(clip_markup(raw_title, _MAX_RAW_TITLE))[:_MAX_TITLE]
     try:
         articles = _articles(entries, source, fetched_at)
     except Exception as exc:  # an entry no one foresaw: this feed's error, not the poller's
@@ -244,8 +269,8 @@ def parse_document(
         articles=articles,
         title=title,
         entries=len(entries),
-        version=str(parsed.get("version") or ""),
-        encoding=str(parsed.get("encoding") or ""),
+        version=version,
+        encoding=encoding,
         warning=warning,
     )
 

@@ -170,6 +170,7 @@ def test_entries_without_title_text_or_link_are_skipped_and_titles_fall_back_to_
         rss(),
         b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>x</title></feed>',
         b'<rss version="2.0"><channel></channel></rss>',
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": []}',
     ],
 )
 def test_a_feed_with_no_items_is_no_articles(empty: bytes) -> None:
@@ -184,7 +185,7 @@ def test_a_feed_with_no_items_is_no_articles(empty: bytes) -> None:
         b"<html><body><h1>Moved</h1><a href='/new-feed'>here</a></body></html>",
         b"\x00\x01\x02 garbage \xff\xfe",
         b"just some text",
-        b'{"version": "https://jsonfeed.org/version/1.1", "items": []}',
+        b'{"title": "JSON, but not a JSON Feed", "items": []}',
         b"",
     ],
 )
