@@ -151,8 +151,21 @@ async def fetch(
         raise FetchError(feed, _timeout_message(exc, url, limits), outcome="timeout") from None
     except aiohttp.TooManyRedirects:
         raise FetchError(feed, f"more than {limits.max_redirects} redirects from {url}") from None
+    except aiohttp.NonHttpUrlRedirectClientError as exc:
+        raise FetchError(feed, f"{url} redirects to {exc}, not an http(s) URL") from None
     except aiohttp.ClientError as exc:
         raise FetchError(feed, f"{type(exc).__name__}: {exc}") from None
+
+
+def _duration(seconds: float) -> str:
+    """A server's delay in words: "120s", "5h", "3d" (a date years ahead: "over a year")."""
+    if seconds < 2 * 3600:
+        return f"{seconds:.0f}s"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f}h"
+    if seconds < 366 * 86400:
+        return f"{seconds / 86400:.0f}d"
+    return "over a year"
 
 
 def _timeout_message(exc: BaseException, url: str, limits: FetchLimits) -> str:
@@ -184,7 +197,7 @@ async def _get(
             raise Gone(feed, f"HTTP 410 Gone from {where}: the publisher has retired the feed")
         if status in (429, 503):
             delay = retry_after(resp.headers.get("Retry-After", ""), time.time())
-            when = f"; Retry-After {delay:.0f}s" if delay is not None else ""
+            when = f"; Retry-After {_duration(delay)}" if delay is not None else ""
             raise RetryLater(feed, f"HTTP {status} {resp.reason or ''} from {where}{when}", delay)
         if status >= 400:
             raise FetchError(feed, f"HTTP {status} {resp.reason or ''} from {where}".strip())

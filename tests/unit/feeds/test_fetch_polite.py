@@ -113,6 +113,32 @@ async def test_a_redirect_loop_is_an_error(
         await fetch(session, "loopy", server.url("/loop"), Validators(), LIMITS)
 
 
+async def test_a_redirect_off_the_web_is_an_error_naming_it(
+    server: FeedServer, session: aiohttp.ClientSession
+) -> None:
+    async def away(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("ftp://files.example/feed.xml")
+
+    server.handlers["/away"] = away
+    with pytest.raises(FetchError, match=r"redirects to ftp://files\.example/feed\.xml, not an http"):
+        await fetch(session, "away", server.url("/away"), Validators(), LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [("Wed, 21 Oct 2099 07:28:00 GMT", "over a year"), ("86400", "24h"), ("259200", "3d")],
+)
+async def test_a_far_retry_after_is_said_in_words(
+    server: FeedServer, session: aiohttp.ClientSession, header: str, said: str
+) -> None:
+    async def busy(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=503, headers={"Retry-After": header})
+
+    server.handlers["/rss"] = busy
+    with pytest.raises(RetryLater, match=f"Retry-After {said}$"):
+        await fetch(session, "busy", server.url("/rss"), Validators(), LIMITS)
+
+
 @pytest.mark.parametrize("status", [429, 503])
 async def test_429_and_503_carry_the_retry_after(
     server: FeedServer, session: aiohttp.ClientSession, status: int
