@@ -120,7 +120,9 @@ async def test_a_redirect_off_the_web_is_an_error_naming_it(
         raise web.HTTPFound("ftp://files.example/feed.xml")
 
     server.handlers["/away"] = away
-    with pytest.raises(FetchError, match=r"redirects to ftp://files\.example/feed\.xml, not an http"):
+    with pytest.raises(
+        FetchError, match=r"redirects to ftp://files\.example/feed\.xml, not an http"
+    ):
         await fetch(session, "away", server.url("/away"), Validators(), LIMITS)
 
 
