@@ -45,6 +45,21 @@ def free_port() -> int:
             return port
 
 
+class HeldPort:
+    """A port on 127.0.0.1 that refuses connections (bound, not listening) and that nothing
+    else can take until :meth:`release`: for a server that comes up later, after a long
+    outage (a port merely picked free could be taken meanwhile, by an outgoing connection)."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = int(self._socket.getsockname()[1])
+
+    def release(self) -> int:
+        self._socket.close()
+        return self.port
+
+
 async def until(
     condition: Callable[[], bool], within: float = 5.0, what: str = "the condition"
 ) -> float:

@@ -35,7 +35,7 @@ from monitor.runtime.embedded import EmbeddedRuntime
 from monitor.settings import Settings
 from monitor.state.archive import ArticleArchive
 from monitor.state.sqlite import Store
-from tests.conftest import RULES, free_port, unavailable
+from tests.conftest import RULES, HeldPort, unavailable
 from tests.integration.kafka_support import corpus_articles, sample_articles, undecided
 from tests.reliability.feeds import FeedServer, items_from
 from tests.reliability.support import Scenario, seeded
@@ -94,7 +94,8 @@ async def test_smtp_down_a_minute_and_slack_bursts(tmp_path: Path, scenario: Sce
     published = sample_articles() + corpus_articles(400)
     # the articles appear over 40 s, polled every 10 s: alerts go out all through the outage
     server = FeedServer(items_from(published, 4, rate=len(published) / 40, start=2.0)).start()
-    port = free_port()  # nothing listens there yet: connections are refused
+    smtp = HeldPort()  # connections are refused until the SMTP server starts there
+    port = smtp.port
     slack = await SlackServer().start()
     # Slack pushes back in bursts: at first (the first alert: 429 three times, then 500 three
     # times, scripted), then all along: any request may start a burst of 1-3 answers 429
@@ -154,6 +155,7 @@ async def test_smtp_down_a_minute_and_slack_bursts(tmp_path: Path, scenario: Sce
     try:
         await asyncio.sleep(OUTAGE)
         assert not run.done(), "the run ended"
+        smtp.release()
         controller.start()
         up = time.monotonic() - started
         links = {i.link for i in server.shown()}
@@ -168,6 +170,7 @@ async def test_smtp_down_a_minute_and_slack_bursts(tmp_path: Path, scenario: Sce
         if not run.done():
             runtime._stop.set()
             await asyncio.wait_for(run, 30)
+        smtp.release()
         controller.stop()
         await slack.close()
         server.stop()
