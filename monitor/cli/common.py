@@ -21,7 +21,7 @@ from monitor.settings import Settings
 T = TypeVar("T")
 
 # Its help text is the docstring of monitor/cli/__init__.py, which sets it.
-app = typer.Typer(no_args_is_help=True, add_completion=False)
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="markdown")
 # Here, not in rules.py: backtest.py adds its command to it too.
 rules_app = typer.Typer(no_args_is_help=True, help="Check and test alert rules.")
 app.add_typer(rules_app, name="rules")
