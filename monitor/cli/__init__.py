@@ -6,6 +6,7 @@ from __future__ import annotations
 # `monitor rules --help` list them in (the command groups, and rules before backtest).
 # isort: off
 from monitor.cli import runtimes, rules, backtest, silences, alerts, articles, state, feeds  # noqa: F401
+from monitor.cli import feed_status  # noqa: F401  (after feeds: a command of its group)
 
 # isort: on
 from monitor.cli.backtest import rules_backtest
