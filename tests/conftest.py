@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -71,6 +73,24 @@ async def until(
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)
     return time.monotonic() - started
+
+
+def monitor_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path = REPO,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """``monitor ARGS...`` as an operator runs it: a subprocess, this environment plus ``env``
+    (a wide terminal, so tables do not wrap what a test looks for), output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "monitor.cli", *args],
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def corpus(*parts: str) -> Path:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,19 +25,12 @@ from monitor.runtime.embedded import EmbeddedRuntime
 from monitor.settings import Settings
 from monitor.sinks.testing import ListSink
 from monitor.state.sqlite import Store
-from tests.conftest import REPO
+from tests.conftest import monitor_cli
 from tests.integration.kafka_support import Deployment, produce, read_topic, wait_for
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args],
-        cwd=REPO,
-        env={**(env or {}), "COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return monitor_cli(*args, env=env)
 
 
 async def run_once(state: Path, ruleset: RuleSet, fault: str | None) -> EmbeddedRuntime:

@@ -15,7 +15,7 @@ import pytest
 
 from monitor.feeds.check import JSON_SCHEMA
 from monitor.feeds.sources import load_feeds
-from tests.conftest import REPO
+from tests.conftest import REPO, monitor_cli
 from tests.unit.feeds.helpers import rss
 from tests.unit.feeds.served import Reply, ThreadedServer
 
@@ -58,14 +58,8 @@ EXPECTED = {
 
 
 def monitor(*args: str, cwd: Path = REPO, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MONITOR_LOG_LEVEL": "warning", "COLUMNS": "160"}
-    return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
+    return monitor_cli(
+        *args, env={"MONITOR_LOG_LEVEL": "warning", "COLUMNS": "160"}, cwd=cwd, timeout=timeout
     )
 
 

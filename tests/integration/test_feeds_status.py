@@ -5,28 +5,18 @@ the list since is not polled yet; exit 1 while any is failing, 0 once all are we
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO
+from tests.conftest import monitor_cli
 from tests.unit.feeds.helpers import rss
 from tests.unit.feeds.served import Reply, ThreadedServer
 
 
 def monitor(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "MONITOR_LOG_LEVEL": "warning"}
-    return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return monitor_cli(*args, env={"MONITOR_LOG_LEVEL": "warning"})
 
 
 def test_status_of_each_feed_from_the_state(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from monitor.models import Story
 from monitor.state.sqlite import Store
-from tests.conftest import REPO
+from tests.conftest import REPO, monitor_cli
 from tests.integration.kafka_support import jsonl_lines
 
 TRAPS = [
@@ -29,14 +29,8 @@ TRAPS = [
 
 
 def monitor(*args: str, cwd: Path = REPO, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MONITOR_LOG_FORMAT": "json", "COLUMNS": "120"}
-    return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
+    return monitor_cli(
+        *args, env={"MONITOR_LOG_FORMAT": "json", "COLUMNS": "120"}, cwd=cwd, timeout=timeout
     )
 
 
