@@ -7,6 +7,7 @@ from __future__ import annotations
 # isort: off
 from monitor.cli import runtimes, rules, backtest, silences, alerts, articles, state, feeds  # noqa: F401
 from monitor.cli import feed_status  # noqa: F401  (after feeds: a command of its group)
+from monitor.cli import evaluate  # noqa: F401  (after backtest: a command of `rules`)
 
 # isort: on
 from monitor.cli.backtest import rules_backtest
