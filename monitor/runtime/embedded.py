@@ -99,6 +99,7 @@ class EmbeddedRuntime:
             self.sinks, self.store.table("ledger"), self.metrics, RetryPolicy.of(settings)
         )
         self.dead = self.store.models("dead_alerts", DeadAlert)
+        self.replays = self.store.table(REPLAY_ARTICLES)  # written by `monitor articles replay`
         self.archive = ArticleArchive(self.store.db) if settings.archive_days > 0 else None
         # `monitor silence add` writes this table from another process; read it fresh each time
         self.silences = self.store.models("silences", Silence)
@@ -244,9 +245,8 @@ class EmbeddedRuntime:
         self, item: Article, outgoing: asyncio.Queue[object], replay: bool = False
     ) -> None:
         # A replayed article leaves the queue in the transaction that decides it.
-        replays = self.store.table(REPLAY_ARTICLES)
         if replay:
-            replays.pop(item.id, None)
+            self.replays.pop(item.id, None)
         if self.archive is not None:
             self.archive.add(item)  # before processing: a failing article is kept too
         try:
@@ -255,7 +255,7 @@ class EmbeddedRuntime:
             log.exception("article_failed", article_id=item.id, feed=item.source)
             self.store.rollback()  # none of its half-made changes, but keep it
             if replay:
-                replays.pop(item.id, None)
+                self.replays.pop(item.id, None)
             if self.archive is not None:
                 self.archive.add(item)
             self.metrics.dead_letters.labels("process").inc()
