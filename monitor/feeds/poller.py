@@ -128,6 +128,7 @@ class Poller:
         self.on_fetched = on_fetched
         self.full_text = full_text
         self.pages = pages
+        self._fetching = {s.name for s in self.sources if s.fetch_article}  # pages remembered
         self._pages_pruned = time.time()
         self._rng = rng or random.Random()
         self._gate = asyncio.Semaphore(concurrency)
@@ -190,9 +191,8 @@ class Poller:
         if self.pages is None:
             return
         now = time.time()
-        fetching = {s.name for s in self.sources if s.fetch_article}
         for result in results:
-            if result.feed in fetching:
+            if result.feed in self._fetching:
                 for article in result.articles:
                     if article.url:
                         self.pages[article.url] = now
