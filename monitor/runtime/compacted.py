@@ -1,19 +1,24 @@
 """Compacted Kafka topics used as small shared tables (silences, dead alerts, the published
-rule set): read one to its end, follow one forever, write a few records, create one."""
+rule set): read one to its end, follow one forever, write a few records, create one.
+
+The Kafka client is imported in each function, not at the top: the modules that use this one
+(dead alerts, dead letters, silences) also serve `monitor run`'s state file, and `monitor run`
+is installed without the Kafka extra."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections.abc import Callable
-
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from typing import TYPE_CHECKING
 
 from monitor.errors import ConfigError
 from monitor.logs import log
-from monitor.runtime.topics import TopicSpec
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+    from monitor.runtime.topics import TopicSpec
 
 _READ_TIMEOUT = 30.0  # seconds to read a compacted topic to its end
 _FOLLOW_MAX_BACKOFF = 30.0
@@ -24,6 +29,8 @@ def _unreachable(bootstrap: str, exc: BaseException) -> ConfigError:
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    from aiokafka import TopicPartition
+
     parts = consumer.partitions_for_topic(topic)
     if not parts:
         # The consumer's metadata only covers topics it has been told of; `topics()` fetches
@@ -36,6 +43,9 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
 async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of a topic from its beginning to its current end, in order per partition
     (partitions one after the other). A topic that does not exist yet reads as empty."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import KafkaError
+
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -96,6 +106,9 @@ async def read_latest(bootstrap: str, topic: str) -> dict[str, bytes]:
 
 async def open_producer(bootstrap: str) -> AIOKafkaProducer:
     """A started producer whose every send is acknowledged by all in-sync replicas."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
+
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, request_timeout_ms=15000
     )
@@ -110,13 +123,16 @@ async def open_producer(bootstrap: str) -> AIOKafkaProducer:
 async def send(
     producer: AIOKafkaProducer,
     topic: str,
-    key: str,
+    key: str | None,
     value: bytes | None,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
-    """One record, waited for; a null value is a tombstone."""
+    """One record, waited for; a null value is a tombstone (a null key: any partition)."""
+    from aiokafka.errors import KafkaError
+
+    encoded = key.encode() if key is not None else None
     try:
-        await producer.send_and_wait(topic, value, key=key.encode(), headers=headers)
+        await producer.send_and_wait(topic, value, key=encoded, headers=headers)
     except KafkaError as exc:
         raise ConfigError(f"could not write to Kafka topic {topic}: {exc}") from None
 
@@ -135,6 +151,9 @@ async def ensure_topic(bootstrap: str, spec: TopicSpec, replication: int) -> Non
     """Create one topic if it is missing (a producer would have the broker create it with its
     defaults: not compacted, so a removed key would come back). Only this topic: the others are
     the worker's business, and their partition counts none of ours."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     try:
         await admin.start()
@@ -167,6 +186,8 @@ async def follow(
     """Apply every record of a topic, forever: read it from the beginning, then each new record
     as it arrives. A broker that goes away is waited for (with backoff)
     and reading resumes where it stopped, so nothing is applied twice or missed."""
+    from aiokafka import AIOKafkaConsumer
+
     positions: dict[TopicPartition, int] = {}
     delay = 1.0
     while True:

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from monitor.errors import MonitorError
@@ -264,14 +263,11 @@ async def kafka_replay(
                 results.append(Replayed(entry, "failed", error))
                 continue
             try:
-                await producer.send_and_wait(
-                    entry.topic,
-                    entry.raw if entry.raw is not None else entry.value.encode(),
-                    key=entry.key.encode() if entry.key is not None else None,
-                )
+                value = entry.raw if entry.raw is not None else entry.value.encode()
+                await send(producer, entry.topic, entry.key, value)
                 marker = {"replayed": entry.id, "at": datetime.now(UTC).isoformat()}
                 await send(producer, names.dead_letters, entry.id, json.dumps(marker).encode())
-            except (KafkaError, MonitorError) as exc:
+            except MonitorError as exc:
                 results.append(Replayed(entry, "failed", str(exc)))
                 continue
             results.append(Replayed(entry, "queued"))

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
-
 from monitor.errors import ConfigError
 
 
@@ -85,6 +82,10 @@ async def ensure_topics(
     bootstrap: str, partitions: int, replication: int = 1, names: Topics | None = None
 ) -> None:
     """Create missing topics; raise ConfigError if an existing one has another partition count."""
+    # Here, not at the top: the names above are used by commands that run without Kafka.
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaError
+
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     try:
         await admin.start()
